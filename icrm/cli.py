@@ -1,0 +1,121 @@
+"""The ``icrm`` command line (python-fire), a thin layer over the Python API.
+
+stdout holds only results (pretty JSON); logs go to stderr. An `ICRMError` is printed
+as one line: exit 2 for user and configuration errors, 1 for engine failures and
+unparseable answers, 130 on Ctrl-C. A traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any
+
+import fire
+
+from .errors import ConfigError, ICRMError, InputError
+from .inputs import load_example
+from .logs import enable_stderr_logging
+from .reward_model import ICRM
+
+__all__ = ["main", "test"]
+
+EXIT_USER_ERROR = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def test(
+    file: str,
+    rm_type: str = "individual",
+    model_name: str | None = None,
+    engine: str | None = None,
+    num_shots: int = 3,
+    shots_pool_path: str | None = None,
+    template_path: str | None = None,
+    shot_template_path: str | None = None,
+    feedback_template_path: str | None = None,
+    completion: bool | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    top_p: float | None = None,
+    seed: int = 42,
+    shot_sampling_mode: str = "fixed",
+    base_url: str | None = None,
+    verbose: bool = False,
+) -> None:
+    """Judge one example file and print the feedback as JSON.
+
+    FILE holds {"conversation": [...]} (individual) or {"conversation_A": [...],
+    "conversation_B": [...]} (pairwise). With no --model_name and no --engine, the
+    embedded SmolLM2-135M model runs on CPU. --seed seeds shot sampling and generation.
+    When the answer cannot be parsed, prints {"error", "raw"} and exits 1.
+    """
+    example = load_example(file, rm_type)
+    generation_kwargs = {
+        k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "seed": seed}.items()
+        if v is not None
+    }
+    with ICRM(
+        model_name=None if model_name is None else str(model_name),
+        shots_pool_path=shots_pool_path,
+        rm_type=rm_type,
+        engine=engine,
+        completion=completion,
+        num_shots=num_shots,
+        template_path=template_path,
+        shot_template_path=shot_template_path,
+        feedback_template_path=feedback_template_path,
+        verbose=verbose,
+        seed=seed,
+        shot_sampling_mode=shot_sampling_mode,
+        base_url=base_url,
+    ) as icrm:
+        feedback = icrm.judge(**example, **generation_kwargs)
+    if feedback.ok:
+        _print_json(feedback.to_dict())
+        return
+    _print_json({"error": feedback.parse_error, "raw": feedback.raw_text})
+    sys.exit(EXIT_FAILED)
+
+
+COMMANDS = {"test": test}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``icrm`` console script."""
+    enable_stderr_logging()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        fire.Fire(COMMANDS, command=argv, name="icrm")
+    except (ConfigError, InputError) as e:
+        _fail(e, EXIT_USER_ERROR)
+    except ICRMError as e:
+        _fail(e, EXIT_FAILED)
+    except KeyboardInterrupt:
+        print("icrm: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _fail(error: ICRMError, code: int) -> None:
+    # One line: the first line of the message; multi-line details (a worker's log tail)
+    # follow only when they exist, indented, so the first line stays greppable.
+    first, _, rest = str(error).partition("\n")
+    print(f"icrm: error: {first}", file=sys.stderr)
+    if rest:
+        print("  " + rest.replace("\n", "\n  "), file=sys.stderr)
+    sys.exit(code)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # Turn SIGTERM into SystemExit so context managers and atexit stop the workers.
+    sys.exit(128 + signum)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The engine protocol: one request in, one result out, async first.
+
+Engines know nothing of shots or templates: a request is a finished prompt (completion
+mode) or message list (chat mode) plus generation kwargs.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+from pydantic import BaseModel
+
+from ..errors import ConfigError
+
+__all__ = [
+    "GenerationKwargs",
+    "GenerationRequest",
+    "GenerationResult",
+    "Usage",
+    "Engine",
+    "check_generation_kwargs",
+]
+
+
+class GenerationKwargs(TypedDict, total=False):
+    """Sampling parameters, as the OpenAI completions API names them."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    """Upper bound on generated tokens."""
+    stop: list[str]
+    n: int
+    seed: int
+    logprobs: int | bool
+    top_logprobs: int
+
+
+def check_generation_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Check the types of the known generation kwargs; others pass through unchecked.
+
+    Returns:
+        `kwargs`, with a single ``stop`` string turned into a list.
+
+    Raises:
+        ConfigError: naming the kwarg and the expected type.
+
+    >>> check_generation_kwargs({"max_tokens": "many"})
+    Traceback (most recent call last):
+    ...
+    icrm.errors.ConfigError: max_tokens must be a whole number >= 1, got 'many'
+    """
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    checks: dict[str, tuple[Any, str]] = {
+        "temperature": (lambda v: number(v) and v >= 0, "a number >= 0"),
+        "top_p": (lambda v: number(v) and 0 < v <= 1, "a number in (0, 1]"),
+        "max_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
+        "n": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
+        "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+        "stop": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a string or a list of strings"),
+    }
+    out = dict(kwargs)
+    if isinstance(out.get("stop"), str):
+        out["stop"] = [out["stop"]]
+    for key, (ok, expected) in checks.items():
+        if key in out and out[key] is not None and not ok(out[key]):
+            raise ConfigError(f"{key} must be {expected}, got {out[key]!r}")
+    return out
+
+
+class Usage(BaseModel):
+    """Token counts of one request, as the server reported them."""
+
+    prompt_tokens: int = 0
+    """Tokens in the prompt."""
+    completion_tokens: int = 0
+    """Tokens generated."""
+    cached_tokens: int | None = None
+    """Prompt tokens served from the server's prefix cache; None when not reported."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation: exactly one of `prompt` (completion mode) or `messages` (chat mode).
+
+    Attributes:
+        prompt: the full prompt text for ``/v1/completions``.
+        messages: OpenAI-style ``[{"role", "content"}]`` for ``/v1/chat/completions``.
+        kwargs: generation kwargs passed to the server as given.
+        json_schema: when set, ask the server to constrain output to this JSON schema.
+    """
+
+    prompt: str | None = None
+    messages: list[dict[str, str]] | None = None
+    kwargs: GenerationKwargs = field(default_factory=dict)  # type: ignore[assignment]
+    json_schema: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("GenerationRequest needs exactly one of prompt or messages")
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What an engine returns for one request.
+
+    Attributes:
+        texts: one generated text per choice (``n`` of them), in order.
+        finish_reasons: one per choice (``stop``, ``length``, ...).
+        usage: token counts.
+        latency_s: wall time of the request in seconds.
+        engine: the registry name of the engine that served it.
+        model: the model name sent to the server.
+    """
+
+    texts: tuple[str, ...]
+    finish_reasons: tuple[str | None, ...]
+    usage: Usage
+    latency_s: float
+    engine: str
+    model: str
+
+    @property
+    def text(self) -> str:
+        """The first choice's text."""
+        return self.texts[0]
+
+
+class Engine(ABC):
+    """Base class of every engine. Subclasses implement `generate` and `aclose`.
+
+    Attributes:
+        name: the registry name (``llamacpp``, ``openai``, ...).
+        model: the model name sent with each request.
+        completion: True for completion mode (a raw prompt), False for chat mode.
+        json_schema_supported: whether `GenerationRequest.json_schema` is honoured.
+    """
+
+    name: str
+    model: str
+    completion: bool
+    json_schema_supported: bool = False
+
+    @abstractmethod
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Run one request.
+
+        Raises:
+            EngineError: any failure, mapped into icrm's error tree.
+        """
+
+    async def aclose(self) -> None:
+        """Release clients and stop any worker this engine started."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance of this engine: name, model and mode."""
+        return {"engine": self.name, "model": self.model, "completion": self.completion}
+
+
+def elapsed_since(start: float) -> float:
+    """Seconds since `start` (a `time.perf_counter()` value)."""
+    return time.perf_counter() - start

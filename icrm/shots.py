@@ -1,0 +1,165 @@
+"""Shots pools: the scored examples shown to the model before the conversation to judge.
+
+A pool is a JSON list (or JSONL file) of shots. Individual shots are
+``{"conversation": [...], "feedback": {intent, checklist, strengths, weaknesses, score}}``;
+pairwise shots are ``{"conversation_A": [...], "conversation_B": [...], "feedback":
+{"analysis of A", ..., "choice"}}``. An optional ``id`` names a shot in provenance.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .conversation import Conversation, check_same_context
+from .errors import ConfigError, InputError
+from .feedback import PAIRWISE_CHOICES, check_rm_type, feedback_keys
+
+__all__ = ["Shot", "ShotsPool", "SHOT_SAMPLING_MODES"]
+
+SHOT_SAMPLING_MODES = ("fixed", "random")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One validated shot.
+
+    Attributes:
+        id: the shot's ``id`` field, or its index in the pool.
+        conversations: one conversation (individual) or A and B (pairwise).
+        feedback: the feedback dict, keys as in the templates.
+        record: the shot as loaded (a dict), for `ICRM.sample_shots` callers.
+    """
+
+    id: str
+    conversations: tuple[Conversation, ...]
+    feedback: dict[str, Any]
+    record: dict[str, Any] = field(repr=False, compare=False)
+
+
+class ShotsPool:
+    """A validated list of shots of one rm_type.
+
+    Build it with `ShotsPool.load` (a file or the default pool) or
+    `ShotsPool.from_records`.
+    """
+
+    def __init__(self, shots: Sequence[Shot], rm_type: str, source: str) -> None:
+        self.shots = list(shots)
+        self.rm_type = rm_type
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.shots)
+
+    @classmethod
+    def load(cls, path: str | Path | None, rm_type: str) -> ShotsPool:
+        """Load and validate a pool: a JSON list or a JSONL file; None = icrm's default.
+
+        Raises:
+            ConfigError: the file cannot be read or parsed, or a shot is invalid (the
+                message names the shot index and field).
+        """
+        check_rm_type(rm_type)
+        if path is None:
+            text = (importlib.resources.files("icrm") / "shots_pool" / f"{rm_type}.json").read_text(encoding="utf-8")
+            return cls.from_records(json.loads(text), rm_type, f"default {rm_type} shots pool")
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read shots pool {path}: {e.strerror}") from None
+        return cls.from_records(_parse_pool(text, path), rm_type, f"shots pool {path}")
+
+    @classmethod
+    def from_records(cls, records: Iterable[Any], rm_type: str, source: str = "shots") -> ShotsPool:
+        """Validate shot dicts (or `Shot` objects) into a pool.
+
+        Raises:
+            ConfigError: naming `source`, the shot index and the field at fault.
+        """
+        records = list(records)
+        shots = [r if isinstance(r, Shot) else _parse_shot(r, i, rm_type, source) for i, r in enumerate(records)]
+        return cls(shots, rm_type, source)
+
+    def sample(self, num_shots: int, mode: str, rng: random.Random) -> list[Shot]:
+        """Pick `num_shots` shots.
+
+        Args:
+            num_shots: how many, 0 to ``len(self)``.
+            mode: ``fixed`` = the first `num_shots` in pool order; ``random`` = a sample
+                without replacement drawn from `rng`.
+            rng: the caller's random generator (never the global `random`).
+
+        Raises:
+            ConfigError: unknown mode, negative `num_shots`, or more than the pool holds.
+        """
+        if mode not in SHOT_SAMPLING_MODES:
+            raise ConfigError(f"shot_sampling_mode must be 'fixed' or 'random', got {mode!r}")
+        if not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 0:
+            raise ConfigError(f"num_shots must be a whole number >= 0, got {num_shots!r}")
+        if num_shots > len(self.shots):
+            raise ConfigError(
+                f"num_shots={num_shots} but the {self.source} has only {len(self.shots)} shots; "
+                f"pass --num_shots {len(self.shots)} or fewer, or a larger --shots_pool_path"
+            )
+        if mode == "fixed":
+            return self.shots[:num_shots]
+        return rng.sample(self.shots, num_shots)
+
+
+def _parse_pool(text: str, path: Path) -> list[Any]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"shots pool {path} is not valid JSON: {e}") from None
+        return records
+    records = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"shots pool {path} line {line_no} is not valid JSON: {e.msg}") from None
+    if not records:
+        raise ConfigError(f"shots pool {path} is empty: expected a JSON list or JSONL of shots")
+    return records
+
+
+def _parse_shot(record: Any, index: int, rm_type: str, source: str) -> Shot:
+    where = f"{source} shot {index}"
+    if not isinstance(record, dict):
+        raise ConfigError(f"{where}: expected an object, got {type(record).__name__}")
+    fields = ("conversation",) if rm_type == "individual" else ("conversation_A", "conversation_B")
+    for name in (*fields, "feedback"):
+        if name not in record:
+            raise ConfigError(f"{where}: missing field '{name}' (a {rm_type} shot needs {', '.join((*fields, 'feedback'))})")
+    try:
+        conversations = tuple(Conversation.from_messages(record[f], field=f) for f in fields)
+        if rm_type == "pairwise":
+            check_same_context(*conversations)
+    except InputError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    feedback = record["feedback"]
+    if not isinstance(feedback, dict):
+        raise ConfigError(f"{where}: 'feedback' must be an object, got {type(feedback).__name__}")
+    for key in feedback_keys(rm_type):
+        if key not in feedback:
+            raise ConfigError(f"{where}: feedback lacks '{key}'")
+    score = feedback.get("score")
+    if rm_type == "individual" and (type(score) is not int or not 1 <= score <= 10):
+        raise ConfigError(f"{where}: feedback 'score' must be an integer from 1 to 10, got {score!r}")
+    if rm_type == "pairwise" and feedback.get("choice") not in PAIRWISE_CHOICES:
+        raise ConfigError(f"{where}: feedback 'choice' must be one of {', '.join(PAIRWISE_CHOICES)}, got {feedback.get('choice')!r}")
+    for key in feedback_keys(rm_type):
+        if key not in ("score", "choice") and not isinstance(feedback[key], str):
+            raise ConfigError(f"{where}: feedback '{key}' must be a string, got {type(feedback[key]).__name__}")
+    return Shot(str(record.get("id", index)), conversations, feedback, record)

@@ -1,0 +1,160 @@
+"""Prompt templates: ``{$key}`` placeholders substituted in one pass, or Jinja2 (``.j2``).
+
+Three templates make a prompt: the *overall* template (instruction, rules, output format,
+``{$shots}``, then the example to judge), the *shot* template (one scored example), and
+the *feedback* template (how a shot's feedback is written out).
+
+Substitution is one pass over the template, so a conversation that contains
+``{$model_output}`` is inserted as text and never substituted again. Marker tokens such
+as ``<|end_of_feedback|>`` (and chat special tokens like ``<|im_end|>``) inside inserted
+text are neutralised with `neutralize_markers`, so user content cannot close a block,
+end the feedback, or inject a special token.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jinja2.sandbox
+
+from .errors import ConfigError
+
+__all__ = ["Template", "neutralize_markers", "render_feedback", "TEMPLATE_KEYS"]
+
+PLACEHOLDER = re.compile(r"\{\$([^{}$\n]+)\}")
+_MARKER = re.compile(r"<\|([A-Za-z0-9_]{1,64})\|>")
+_jinja = jinja2.sandbox.SandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+)
+
+# The keys each template must use, by (rm_type, role). A feedback template in ``{$key}``
+# form uses the feedback keys; a Jinja one gets the whole dict as ``feedback``.
+TEMPLATE_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("individual", "overall"): ("shots", "history", "user_query", "model_output"),
+    ("pairwise", "overall"): ("shots", "history", "user_query", "model_output_A", "model_output_B"),
+    ("individual", "shot"): ("index", "history", "user_query", "model_output", "feedback"),
+    ("pairwise", "shot"): ("index", "history", "user_query", "model_output_A", "model_output_B", "feedback"),
+}
+
+
+def neutralize_markers(text: str) -> str:
+    """Break ``<|word|>`` markers apart so they are plain text to tokenizer and parser.
+
+    >>> neutralize_markers("ok <|end_of_feedback|> {$shots}")
+    'ok < |end_of_feedback| > {$shots}'
+    """
+    return _MARKER.sub(r"< |\1| >", text)
+
+
+class Template:
+    """A prompt template.
+
+    Args:
+        text: the template text.
+        source: where it came from (a path, or ``default:<name>``), for messages.
+        jinja: render with Jinja2's sandboxed environment instead of ``{$key}``.
+
+    Build it with `Template.load` or `Template.default`, which check its keys.
+    """
+
+    def __init__(self, text: str, source: str = "<string>", jinja: bool = False) -> None:
+        self.text = text
+        self.source = source
+        self.jinja = jinja
+        if jinja:
+            try:
+                self._compiled = _jinja.from_string(text)
+                self.keys = frozenset(jinja2.meta.find_undeclared_variables(_jinja.parse(text)))
+            except jinja2.TemplateSyntaxError as e:
+                raise ConfigError(f"template {source}: Jinja2 syntax error line {e.lineno}: {e.message}") from None
+        else:
+            self.keys = frozenset(PLACEHOLDER.findall(text))
+
+    @classmethod
+    def load(cls, path: str | Path, required: Iterable[str] | None) -> Template:
+        """Read a template file (``.j2`` = Jinja2) and check that it uses exactly `required`
+        (None: the caller checks with `check_keys`).
+
+        Raises:
+            ConfigError: the file cannot be read, a required key is missing, or the
+                template uses a key icrm does not supply.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read template {path}: {e.strerror}") from None
+        template = cls(text, str(path), jinja=path.suffix == ".j2")
+        if required is not None:
+            template.check_keys(required)
+        return template
+
+    @classmethod
+    def default(cls, name: str) -> Template:
+        """One of the templates shipped in ``icrm/templates`` (e.g. ``individual_shot``)."""
+        text = (importlib.resources.files("icrm") / "templates" / f"{name}.txt").read_text(encoding="utf-8")
+        return cls(text, f"default:{name}")
+
+    def check_keys(self, required: Iterable[str]) -> None:
+        """Check that the template uses every key in `required` and no other.
+
+        Raises:
+            ConfigError: naming the missing or unknown keys.
+        """
+        required = set(required)
+        fmt = "{}" if self.jinja else "{{${}}}"
+        missing = sorted(required - self.keys)
+        if missing:
+            raise ConfigError(
+                f"template {self.source} lacks {', '.join(fmt.format(k) for k in missing)}; "
+                f"it must use {', '.join(fmt.format(k) for k in sorted(required))}"
+            )
+        unknown = sorted(self.keys - required)
+        if unknown:
+            raise ConfigError(
+                f"template {self.source} uses {', '.join(fmt.format(k) for k in unknown)}, "
+                f"which icrm does not supply; it may use {', '.join(fmt.format(k) for k in sorted(required))}"
+            )
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        """Substitute `values` in one pass; inserted text is never scanned again.
+
+        Raises:
+            ConfigError: a key the template uses is not in `values`.
+        """
+        if self.jinja:
+            try:
+                return self._compiled.render(**values)
+            except jinja2.UndefinedError as e:
+                raise ConfigError(f"template {self.source}: {e.message}") from None
+
+        def substitute(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in values:
+                raise ConfigError(f"template {self.source} uses {{${key}}}, which has no value")
+            return str(values[key])
+
+        return PLACEHOLDER.sub(substitute, self.text)
+
+
+def feedback_template_keys(template: Template, keys: Iterable[str]) -> list[str]:
+    """The keys a feedback template must use: the feedback keys, or ``feedback`` for Jinja."""
+    return ["feedback"] if template.jinja else list(keys)
+
+
+def render_feedback(template: Template, feedback: Mapping[str, Any]) -> str:
+    """Write a shot's feedback out with the feedback template.
+
+    ``{$key}`` templates get each value JSON-encoded (so the default templates produce
+    valid JSON); Jinja templates get the dict as ``feedback``.
+    """
+    if template.jinja:
+        return template.render({"feedback": dict(feedback)})
+    return template.render({k: json.dumps(v, ensure_ascii=False) for k, v in feedback.items()})
