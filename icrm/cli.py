@@ -7,13 +7,16 @@ unparseable answers, 130 on Ctrl-C. A traceback means a bug.
 
 from __future__ import annotations
 
+import inspect
 import json
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import fire
 
+from .engines.base import check_generation_kwargs
 from .errors import ConfigError, ICRMError, InputError
 from .inputs import load_example
 from .logs import enable_stderr_logging
@@ -53,10 +56,10 @@ def test(
     When the answer cannot be parsed, prints {"error", "raw"} and exits 1.
     """
     example = load_example(file, rm_type)
-    generation_kwargs = {
+    generation_kwargs = check_generation_kwargs({
         k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "seed": seed}.items()
         if v is not None
-    }
+    })
     with ICRM(
         model_name=None if model_name is None else str(model_name),
         shots_pool_path=shots_pool_path,
@@ -87,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``icrm`` console script."""
     enable_stderr_logging()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        _check_flags(argv)
         fire.Fire(COMMANDS, command=argv, name="icrm")
     except (ConfigError, InputError) as e:
         _fail(e, EXIT_USER_ERROR)
@@ -96,6 +101,26 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("icrm: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _check_flags(argv: list[str]) -> None:
+    """Reject unknown flags before the command runs (fire would run it first, then
+    complain about the flags it could not use)."""
+    if not argv or argv[0] not in COMMANDS:
+        return
+    command: Callable[..., Any] = COMMANDS[argv[0]]
+    params = set(inspect.signature(command).parameters)
+    for token in argv[1:]:
+        if token == "--":
+            break
+        if not token.startswith("--") or token in ("--help",):
+            continue
+        name = token[2:].split("=", 1)[0].replace("-", "_")
+        if name not in params and not (name.startswith("no") and name[2:] in params):
+            raise ConfigError(
+                f"unknown flag --{name} for 'icrm {argv[0]}'; known flags: "
+                + ", ".join(f"--{p}" for p in inspect.signature(command).parameters)
+            )
 
 
 def _fail(error: ICRMError, code: int) -> None:

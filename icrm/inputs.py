@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .conversation import Conversation, check_same_context
 from .errors import InputError
 from .feedback import check_rm_type
 
@@ -24,11 +25,13 @@ def load_example(path: str | Path, rm_type: str) -> dict[str, Any]:
         rm_type: ``individual`` or ``pairwise``.
 
     Returns:
-        The fields as keyword arguments for `ICRM.judge` (conversations not yet validated).
+        The fields as keyword arguments for `ICRM.judge`, already validated, so a bad
+        file fails before any worker starts.
 
     Raises:
         InputError: the file is missing or unreadable, not valid JSON, not an object,
-            or lacks a field (with a hint when it holds the other rm_type's fields).
+            lacks a field (with a hint when it holds the other rm_type's fields), or
+            holds an invalid conversation (naming the turn).
     """
     check_rm_type(rm_type)
     path = Path(path)
@@ -50,4 +53,7 @@ def load_example(path: str | Path, rm_type: str) -> dict[str, Any]:
         hint = (f"; it holds {other} fields: pass --rm_type {other}"
                 if all(f in data for f in INPUT_FIELDS[other]) else "")
         raise InputError(f"{path}: missing field {', '.join(repr(f) for f in missing)} for rm_type={rm_type!r}{hint}")
+    conversations = [Conversation.from_messages(data[f], field=f) for f in INPUT_FIELDS[rm_type]]
+    if rm_type == "pairwise":
+        check_same_context(*conversations)
     return {f: data[f] for f in INPUT_FIELDS[rm_type]}

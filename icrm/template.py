@@ -127,12 +127,13 @@ class Template:
         """Substitute `values` in one pass; inserted text is never scanned again.
 
         Raises:
-            ConfigError: a key the template uses is not in `values`.
+            ConfigError: a key the template uses is not in `values`, or a Jinja template
+                fails (e.g. touches what the sandbox forbids).
         """
         if self.jinja:
             try:
                 return self._compiled.render(**values)
-            except jinja2.UndefinedError as e:
+            except jinja2.TemplateError as e:  # undefined names, sandbox violations
                 raise ConfigError(f"template {self.source}: {e.message}") from None
 
         def substitute(match: re.Match[str]) -> str:
