@@ -8,6 +8,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -19,16 +21,25 @@ class LoopThread:
         self._thread = threading.Thread(target=self._loop.run_forever, name="icrm-loop", daemon=True)
         self._thread.start()
 
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has run."""
+        return self._loop.is_closed()
+
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the loop and return its result (or raise its exception)."""
-        if self._loop.is_closed():
+        """Run `coro` on the loop and return its result (or raise its exception).
+
+        Raises:
+            ConfigError: the loop is closed (its owner was closed).
+        """
+        if self.closed:
             coro.close()
-            raise RuntimeError("this icrm object is closed")
+            raise ConfigError("this object is closed; create a new one")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def close(self) -> None:
         """Stop the loop and join its thread. Idempotent."""
-        if self._loop.is_closed():
+        if self.closed:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()

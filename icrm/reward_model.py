@@ -312,13 +312,12 @@ class ICRM:
 
     def close(self) -> None:
         """Close the engine and stop every worker this instance started. Idempotent."""
-        if self._loop is None:
+        if self._loop.closed:
             return
-        loop, self._loop = self._loop, None
         try:
-            loop.run(self.engine.aclose())
+            self._loop.run(self.engine.aclose())
         finally:
-            loop.close()
+            self._loop.close()
 
     def __enter__(self) -> ICRM:
         return self

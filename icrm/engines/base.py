@@ -157,10 +157,6 @@ class Engine(ABC):
     async def aclose(self) -> None:
         """Release clients and stop any worker this engine started."""
 
-    def describe(self) -> dict[str, Any]:
-        """Provenance of this engine: name, model and mode."""
-        return {"engine": self.name, "model": self.model, "completion": self.completion}
-
 
 def elapsed_since(start: float) -> float:
     """Seconds since `start` (a `time.perf_counter()` value)."""

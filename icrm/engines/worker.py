@@ -9,6 +9,7 @@ interpreter exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import logging
 import os
@@ -83,6 +84,7 @@ class Worker:
         fd, self.log_path = tempfile.mkstemp(prefix=f"icrm-{name}-", suffix=".log")
         os.close(fd)
         self._process: subprocess.Popen[bytes] | None = None
+        self._failed = False  # keep the log of a worker that failed: errors point to it
 
     @property
     def base_url(self) -> str:
@@ -123,6 +125,7 @@ class Worker:
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
+                    self._failed = True
                     self.close()
                     raise EngineError(
                         f"{self.name} worker was not ready after {self.startup_timeout_s:.0f} s "
@@ -138,6 +141,7 @@ class Worker:
         """
         if self._process is not None and self._process.poll() is not None:
             code = self._process.returncode
+            self._failed = True
             _live_workers.discard(self)
             raise EngineError(
                 f"{self.name} worker exited with status {code} (log: {self.log_path}); "
@@ -145,22 +149,18 @@ class Worker:
             )
 
     def close(self) -> None:
-        """Stop the server: SIGTERM to its process group, SIGKILL after 5 s. Idempotent."""
+        """Stop the server: SIGTERM to its process group, SIGKILL after 5 s. Idempotent.
+
+        The log file is removed unless the worker failed (errors name its path).
+        """
         process, self._process = self._process, None
         _live_workers.discard(self)
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        logger.info("stopped %s worker on port %d", self.name, self.port)
+        if process is not None and process.poll() is None:
+            _kill_group(process)
+            logger.info("stopped %s worker on port %d", self.name, self.port)
+        if not self._failed:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
 
     def __enter__(self) -> Worker:
         self.start()
@@ -168,6 +168,19 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(STOP_GRACE_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 @atexit.register
