@@ -17,6 +17,7 @@ from .errors import (
     ICRMError,
     InputError,
 )
+from .mock import MockServer
 from .feedback import Feedback, IndividualFeedback, PairwiseFeedback, parse_feedback
 from .reward_model import DEFAULT_GENERATION_KWARGS, ICRM
 from .shots import Shot, ShotsPool
@@ -41,6 +42,7 @@ __all__ = [
     "GenerationResult",
     "Usage",
     "create_engine",
+    "MockServer",
     "ICRMError",
     "ConfigError",
     "InputError",

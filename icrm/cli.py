@@ -20,9 +20,10 @@ from .engines.base import check_generation_kwargs
 from .errors import ConfigError, ICRMError, InputError
 from .inputs import load_example
 from .logs import enable_stderr_logging
+from .mock import serve_mock
 from .reward_model import ICRM
 
-__all__ = ["main", "test"]
+__all__ = ["main", "test", "mock"]
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -83,7 +84,17 @@ def test(
     sys.exit(EXIT_FAILED)
 
 
-COMMANDS = {"test": test}
+def mock(config: str, port: int | None = None, host: str = "127.0.0.1", debug: bool | None = None) -> None:
+    """Serve the mock LLM server in the foreground until Ctrl-C.
+
+    CONFIG is a YAML file of rules (inference-mock's format plus regex, model, status,
+    error, headers, delay_s, times, usage). --port overrides the config's port (default
+    11434); --debug logs every request.
+    """
+    serve_mock(config, host=host, port=port, debug=debug)
+
+
+COMMANDS = {"test": test, "mock": mock}
 
 
 def main(argv: list[str] | None = None) -> None:

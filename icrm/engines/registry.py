@@ -2,7 +2,8 @@
 
 Names follow the original IC-RM (via llm-engines): local workers ``llamacpp`` (the
 embedded default), ``vllm``, ``sglang``; hosted OpenAI-compatible APIs ``openai``,
-``together``, ``mistral``, ``deepseek``, ``grok``, ``fireworks``, ``gemini``.
+``together``, ``mistral``, ``deepseek``, ``grok``, ``fireworks``, ``gemini``; and ``mock``,
+icrm's own mock server (`icrm.mock`), for tests.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ class APIEngine:
 
     Attributes:
         base_url: the API's base URL (None: the `openai` SDK default / ``OPENAI_BASE_URL``).
-        key_env: the vendor's environment variable holding the key.
+        key_env: the vendor's environment variable holding the key (None: no key needed,
+            and `base_url` must be given: icrm's mock server).
         has_completion: whether the API serves ``/v1/completions``.
     """
 
     base_url: str | None
-    key_env: str
+    key_env: str | None
     has_completion: bool
 
 
@@ -56,7 +58,9 @@ API_ENGINES: dict[str, APIEngine] = {
     "mistral": APIEngine("https://api.mistral.ai/v1", "MISTRAL_API_KEY", False),
     "deepseek": APIEngine("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", False),
     "gemini": APIEngine("https://generativelanguage.googleapis.com/v1beta/openai/", "GEMINI_API_KEY", False),
+    "mock": APIEngine(None, None, True),  # icrm's mock server (`icrm mock`): pass its base_url
 }
+MOCK_MODEL = "mock"
 LOCAL_ENGINES = ("llamacpp", "vllm", "sglang")
 ENGINE_NAMES = tuple(sorted((*LOCAL_ENGINES, *API_ENGINES)))
 # Local servers take any key; the SDK insists on one.
@@ -117,11 +121,15 @@ def _api_engine(
     api_key: str | None, timeout_s: float,
 ) -> Engine:
     spec = API_ENGINES[name]
+    if spec.key_env is None:
+        if not base_url:
+            raise ConfigError(f"engine '{name}' needs base_url: the mock server's URL, e.g. http://127.0.0.1:11434/v1")
+        model, api_key = model or MOCK_MODEL, api_key or "unused"
     if not model:
         raise ConfigError(f"engine '{name}' needs a model: pass --model_name")
     if completion and not spec.has_completion and base_url is None:
         raise ConfigError(f"engine '{name}' has no completion mode: drop --completion or pass --completion False")
-    key = api_key or os.environ.get(spec.key_env)
+    key = api_key or (os.environ.get(spec.key_env) if spec.key_env else None)
     if not key:
         raise ConfigError(f"engine '{name}' needs an API key: set {spec.key_env} or pass api_key")
     return OpenAICompatibleEngine(

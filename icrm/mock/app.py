@@ -1,0 +1,256 @@
+"""The mock server's FastAPI app: OpenAI completions and chat, Anthropic messages.
+
+Bodies follow the official SDKs' types (integer ``created``, ``object``
+``text_completion`` / ``chat.completion``, ``finish_reason``), so the real `openai` and
+`anthropic` clients parse them. Nothing matched is a loud 404, never an empty 200; a
+request without ``prompt`` / ``messages`` is a 400 naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from .config import MockConfig, MockRule, RuleBook
+
+__all__ = ["create_mock_app"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "mock"
+PROMPT_QUOTE_CHARS = 200
+
+
+class _RequestError(Exception):
+    """A request the mock refuses: becomes an error response of the right dialect."""
+
+    def __init__(self, status: int, message: str, kind: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param = status, message, kind, param
+        self.headers = headers or {}
+
+
+def create_mock_app(config: MockConfig) -> FastAPI:
+    """Build the app for `config`. Its state (rules, counters, request log) is its own.
+
+    Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream``
+    supported), ``POST /v1/messages``, ``GET /v1/models``, ``GET /health``,
+    ``GET /mock/requests`` (the request bodies received, oldest first) and
+    ``DELETE /mock/requests`` (clear that log).
+    """
+    app = FastAPI(title="icrm mock LLM server")
+    rules = RuleBook(config.matches)
+    received: list[dict[str, Any]] = []
+    ids = itertools.count(1)
+    models = sorted({DEFAULT_MODEL, *(r.model for r in config.matches if r.model)})
+
+    async def read_body(request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _RequestError(400, "the request body is not valid JSON", "invalid_request_error") from None
+        if not isinstance(body, dict):
+            raise _RequestError(400, "the request body must be a JSON object", "invalid_request_error")
+        received.append({"path": request.url.path, "body": body, "time": time.time()})
+        if config.debug:
+            logger.debug("%s %s", request.url.path, json.dumps(body)[:2000])
+        return body
+
+    async def answer(prompt: str, body: dict[str, Any]) -> tuple[MockRule, str]:
+        rule = rules.match(prompt, body.get("model"))
+        if rule is None:
+            raise _RequestError(404, f"no mock rule matches the prompt: {prompt[:PROMPT_QUOTE_CHARS]!r}", "not_found_error")
+        if rule.delay_s:
+            await asyncio.sleep(rule.delay_s)
+        if rule.status >= 400:
+            raise _RequestError(rule.status, rule.error or f"mock error {rule.status}", "mock_error", headers=rule.headers)
+        return rule, rule.response or ""
+
+    @app.exception_handler(_RequestError)
+    async def request_error(request: Request, error: _RequestError) -> JSONResponse:
+        if request.url.path.endswith("/messages"):  # Anthropic's error shape
+            content: dict[str, Any] = {"type": "error", "error": {"type": error.kind, "message": error.message}}
+        else:
+            content = {"error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.status}}
+        return JSONResponse(content, status_code=error.status, headers=error.headers)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = await read_body(request)
+        prompts = _require(body, "prompt", (str, list))
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise _RequestError(400, "'prompt' must be a string or a non-empty list of strings", "invalid_request_error", "prompt")
+        n = _n(body)
+        choices, prompt_tokens, completion_tokens, rule = [], 0, 0, None
+        for prompt in prompts:
+            rule, text = await answer(prompt, body)
+            text, finish = _finish(text, body.get("stop"), body.get("max_tokens"))
+            for _ in range(n):
+                choices.append({"index": len(choices), "text": text, "finish_reason": finish, "logprobs": None})
+            usage = _usage(rule, prompt, text)
+            prompt_tokens += usage[0]
+            completion_tokens += usage[1] * n
+        payload = {
+            "id": f"cmpl-mock-{next(ids)}", "object": "text_completion", "created": int(time.time()),
+            "model": body.get("model") or DEFAULT_MODEL, "choices": choices,
+            "usage": _openai_usage(prompt_tokens, completion_tokens),
+        }
+        if body.get("stream"):
+            return _stream_completion(payload)
+        return JSONResponse(payload, headers=rule.headers if rule else None)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        body = await read_body(request)
+        prompt = _messages_text(_require(body, "messages", list), "messages")
+        rule, text = await answer(prompt, body)
+        text, finish = _finish(text, body.get("stop"), body.get("max_tokens") or body.get("max_completion_tokens"))
+        n = _n(body)
+        prompt_tokens, completion_tokens = _usage(rule, prompt, text)
+        payload = {
+            "id": f"chatcmpl-mock-{next(ids)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model") or DEFAULT_MODEL,
+            "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                         "logprobs": None} for i in range(n)],
+            "usage": _openai_usage(prompt_tokens, completion_tokens * n),
+        }
+        if body.get("stream"):
+            return _stream_chat(payload)
+        return JSONResponse(payload, headers=rule.headers)
+
+    @app.post("/v1/messages")
+    async def messages(request: Request) -> Response:
+        body = await read_body(request)
+        system = body.get("system") or ""
+        prompt = _messages_text(_require(body, "messages", list), "messages")
+        if system:
+            prompt = f"{_content_text(system, 'system')}\n{prompt}"
+        rule, text = await answer(prompt, body)
+        stops = body.get("stop_sequences") or []
+        cut, finish = _finish(text, stops, body.get("max_tokens"))
+        hit = next((s for s in stops if s in text), None) if cut != text and finish == "stop" else None
+        prompt_tokens, completion_tokens = _usage(rule, prompt, cut)
+        payload = {
+            "id": f"msg_mock_{next(ids)}", "type": "message", "role": "assistant",
+            "model": body.get("model") or DEFAULT_MODEL,
+            "content": [{"type": "text", "text": cut}],
+            "stop_reason": "max_tokens" if finish == "length" else ("stop_sequence" if hit else "end_turn"),
+            "stop_sequence": hit,
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+        }
+        return JSONResponse(payload, headers=rule.headers)
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "icrm-mock"} for m in models]}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/mock/requests")
+    async def list_requests() -> dict[str, Any]:
+        return {"requests": received}
+
+    @app.delete("/mock/requests")
+    async def clear_requests() -> dict[str, int]:
+        count = len(received)
+        received.clear()
+        return {"cleared": count}
+
+    return app
+
+
+def _require(body: dict[str, Any], field: str, kinds: type | tuple[type, ...]) -> Any:
+    if field not in body:
+        raise _RequestError(400, f"missing required field '{field}'", "invalid_request_error", field)
+    if not isinstance(body[field], kinds):
+        raise _RequestError(400, f"field '{field}' has the wrong type", "invalid_request_error", field)
+    return body[field]
+
+
+def _n(body: dict[str, Any]) -> int:
+    n = body.get("n") or 1
+    if not isinstance(n, int) or n < 1:
+        raise _RequestError(400, "'n' must be a whole number >= 1", "invalid_request_error", "n")
+    return n
+
+
+def _content_text(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: keep the text ones
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    raise _RequestError(400, f"'{where}' content must be a string or a list of parts", "invalid_request_error", where)
+
+
+def _messages_text(messages: list[Any], field: str) -> str:
+    """Rules match on the message contents joined by newlines."""
+    if not messages:
+        raise _RequestError(400, f"'{field}' is empty", "invalid_request_error", field)
+    if not all(isinstance(m, dict) and "content" in m for m in messages):
+        raise _RequestError(400, f"every item of '{field}' needs 'content'", "invalid_request_error", field)
+    return "\n".join(_content_text(m["content"], field) for m in messages)
+
+
+def _finish(text: str, stop: Any, max_tokens: Any) -> tuple[str, str]:
+    """Cut `text` at the first stop string, then to `max_tokens` whitespace tokens."""
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    cuts = [text.find(s) for s in stops if s and s in text]
+    if cuts:
+        text = text[: min(cuts)]
+    if isinstance(max_tokens, int) and max_tokens >= 0 and len(text.split()) > max_tokens:
+        return " ".join(text.split()[:max_tokens]), "length"
+    return text, "stop"
+
+
+def _usage(rule: MockRule, prompt: str, text: str) -> tuple[int, int]:
+    """(prompt, completion) tokens: the rule's fixed counts, else a whitespace count."""
+    if rule.usage is not None:
+        return rule.usage.prompt_tokens, rule.usage.completion_tokens
+    return len(prompt.split()), len(text.split())
+
+
+def _openai_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _sse(events: Iterator[dict[str, Any]]) -> StreamingResponse:
+    def lines() -> Iterator[str]:
+        for event in events:
+            yield f"data: {json.dumps(event)}\n\n"
+        yield "data: [DONE]\n\n"
+    return StreamingResponse(lines(), media_type="text/event-stream")
+
+
+def _stream_chat(payload: dict[str, Any]) -> StreamingResponse:
+    """One role chunk, one content chunk and one finish chunk per choice, then usage."""
+    def events() -> Iterator[dict[str, Any]]:
+        base = {"id": payload["id"], "object": "chat.completion.chunk", "created": payload["created"], "model": payload["model"]}
+        for choice in payload["choices"]:
+            i = choice["index"]
+            for delta, finish in (({"role": "assistant", "content": ""}, None),
+                                  ({"content": choice["message"]["content"]}, None), ({}, choice["finish_reason"])):
+                yield {**base, "choices": [{"index": i, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        yield {**base, "choices": [], "usage": payload["usage"]}
+    return _sse(events())
+
+
+def _stream_completion(payload: dict[str, Any]) -> StreamingResponse:
+    def events() -> Iterator[dict[str, Any]]:
+        base = {"id": payload["id"], "object": "text_completion", "created": payload["created"], "model": payload["model"]}
+        for choice in payload["choices"]:
+            yield {**base, "choices": [choice]}
+    return _sse(events())
