@@ -17,8 +17,7 @@ from typing import Any
 from ._loop import LoopThread
 from .conversation import Conversation, check_same_context
 from .engines import Engine, GenerationRequest, create_engine
-from .engines.base import check_generation_kwargs
-from .engines.openai_compatible import DEFAULT_TIMEOUT_S
+from .engines.base import DEFAULT_TIMEOUT_S, check_generation_kwargs
 from .errors import ConfigError, InputError
 from .feedback import (
     END_OF_FEEDBACK,

@@ -24,6 +24,8 @@ __all__ = [
     "check_generation_kwargs",
 ]
 
+DEFAULT_TIMEOUT_S = 600.0  # per request; long generations on slow local servers take minutes
+
 
 class GenerationKwargs(TypedDict, total=False):
     """Sampling parameters, as the OpenAI completions API names them."""

@@ -20,7 +20,7 @@ from ..errors import (
     EngineStatusError,
     EngineTimeoutError,
 )
-from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from .base import DEFAULT_TIMEOUT_S, Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
 from .worker import Worker
 
 __all__ = ["OpenAICompatibleEngine", "StructuredOutput"]
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 #   enforces in chat mode (its json_schema type answers HTTP 500; DESIGN.md).
 StructuredOutput = Literal["json_schema", "json_object_schema"]
 
-DEFAULT_TIMEOUT_S = 600.0
 # Generation kwargs the SDK's create() takes by name; any other (top_k, min_p, grammar,
 # repetition_penalty, ...) goes in extra_body, where servers like vLLM read it.
 _SDK_PARAMS = frozenset({

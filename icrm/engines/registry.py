@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import settings
 from ..errors import ConfigError
-from .base import Engine
+from .base import DEFAULT_TIMEOUT_S, Engine
 from .local import (
     EMBEDDED_MODEL_NAME,
     embedded_model_path,
@@ -26,7 +26,6 @@ from .local import (
     sglang_argv,
     vllm_argv,
 )
-from .openai_compatible import DEFAULT_TIMEOUT_S, OpenAICompatibleEngine
 from .worker import Worker
 
 __all__ = ["ENGINE_NAMES", "LOCAL_ENGINES", "API_ENGINES", "create_engine"]
@@ -120,6 +119,8 @@ def _api_engine(
     name: str, model: str | None, completion: bool | None, base_url: str | None,
     api_key: str | None, timeout_s: float,
 ) -> Engine:
+    from .openai_compatible import OpenAICompatibleEngine  # lazily: `openai` takes ~0.8 s to import
+
     spec = API_ENGINES[name]
     if spec.key_env is None:
         if not base_url:
@@ -146,6 +147,8 @@ def _local_engine(
     name: str, model: str | None, completion: bool | None, num_workers: int,
     num_gpu_per_worker: int, worker_addrs: list[str], worker_args: Sequence[str], timeout_s: float,
 ) -> Engine:
+    from .openai_compatible import OpenAICompatibleEngine  # lazily: `openai` takes ~0.8 s to import
+
     if num_workers < 1 or num_gpu_per_worker < 1:
         raise ConfigError("num_workers and num_gpu_per_worker must be at least 1")
     if name == "llamacpp":
