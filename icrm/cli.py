@@ -16,7 +16,7 @@ from typing import Any
 
 import fire
 
-from .engines.base import check_generation_kwargs
+from .engines.base import DEFAULT_TIMEOUT_S, check_generation_kwargs
 from .errors import ConfigError, ICRMError, InputError
 from .inputs import load_example
 from .logs import enable_stderr_logging
@@ -47,13 +47,18 @@ def test(
     seed: int = 42,
     shot_sampling_mode: str = "fixed",
     base_url: str | None = None,
+    use_cache: bool = False,
+    max_retries: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
     verbose: bool = False,
 ) -> None:
     """Judge one example file and print the feedback as JSON.
 
     FILE holds {"conversation": [...]} (individual) or {"conversation_A": [...],
     "conversation_B": [...]} (pairwise). With no --model_name and no --engine, the
-    embedded SmolLM2-135M model runs on CPU. --seed seeds shot sampling and generation.
+    embedded SmolLM2-135M model runs on CPU. --seed seeds shot sampling and generation;
+    --base_url points any engine at another server; --use_cache answers repeated
+    requests from the generation cache; --timeout is per request, in seconds.
     When the answer cannot be parsed, prints {"error", "raw"} and exits 1.
     """
     example = load_example(file, rm_type)
@@ -75,6 +80,9 @@ def test(
         seed=seed,
         shot_sampling_mode=shot_sampling_mode,
         base_url=base_url,
+        use_cache=use_cache,
+        max_retries=max_retries,
+        timeout=timeout,
     ) as icrm:
         feedback = icrm.judge(**example, **generation_kwargs)
     if feedback.ok:

@@ -58,12 +58,14 @@ class EngineStatusError(EngineError):
     Attributes:
         status_code: the HTTP status (429 and 5xx are retryable, other 4xx are not).
         body: the response body as the server sent it (may be `None`).
+        retry_after_s: seconds the server asked to wait (``Retry-After``), or None.
     """
 
-    def __init__(self, message: str, status_code: int, body: object = None) -> None:
+    def __init__(self, message: str, status_code: int, body: object = None, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body
+        self.retry_after_s = retry_after_s
 
 
 class FeedbackParseError(ICRMError):

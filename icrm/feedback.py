@@ -58,6 +58,10 @@ class _FeedbackBase(BaseModel):
     parse_error: str | None = None
     """Why the text holds no valid feedback; None when it parsed. When set, the score
     or choice is None."""
+    cache_hit: bool = False
+    """True when the text came from the generation cache, not a new request."""
+    latency_s: float | None = None
+    """Seconds the request took (for a cache hit: the request that filled the cache)."""
 
     @property
     def ok(self) -> bool:
@@ -126,7 +130,7 @@ _FEEDBACK_CLASSES: dict[str, type[_FeedbackBase]] = {
     "individual": IndividualFeedback,
     "pairwise": PairwiseFeedback,
 }
-_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error")
+_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "cache_hit", "latency_s")
 _TEXT_FIELDS = {
     name
     for cls in _FEEDBACK_CLASSES.values()
@@ -207,20 +211,27 @@ def parse_feedback(text: str, rm_type: str) -> dict[str, Any]:
     return obj
 
 
-def build_feedback(text: str, rm_type: str, usage: Usage | None = None) -> Feedback:
+def build_feedback(text: str, rm_type: str, usage: Usage | None = None, **envelope: Any) -> Feedback:
     """Parse `text` into typed feedback; never raises for a bad answer.
 
+    Args:
+        text: the model's answer.
+        rm_type: ``individual`` or ``pairwise``.
+        usage: the request's token counts.
+        **envelope: ``cache_hit`` and ``latency_s`` (seconds) of the request.
+
     Returns:
-        `IndividualFeedback` or `PairwiseFeedback` carrying `text` and `usage`; when the
-        text holds no valid feedback its ``parse_error`` says why and score/choice is None.
+        `IndividualFeedback` or `PairwiseFeedback` carrying `text`, `usage` and the
+        envelope; when the text holds no valid feedback its ``parse_error`` says why and
+        score/choice is None.
     """
     cls = _FEEDBACK_CLASSES[check_rm_type(rm_type)]
     try:
         obj = parse_feedback(text, rm_type)
     except FeedbackParseError as e:
-        return cls(raw_text=text, usage=usage, parse_error=str(e))
+        return cls(raw_text=text, usage=usage, parse_error=str(e), **envelope)
     fields = {k: obj.get(k) for k in feedback_keys(rm_type)}
-    return cls.model_validate({**fields, "raw_text": text, "usage": usage})
+    return cls.model_validate({**fields, "raw_text": text, "usage": usage, **envelope})
 
 
 def _first_object(text: str) -> dict[str, Any]:

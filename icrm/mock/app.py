@@ -29,6 +29,14 @@ DEFAULT_MODEL = "mock"
 PROMPT_QUOTE_CHARS = 200
 
 
+class _RawBody(Exception):
+    """A rule's exact body, sent as it is."""
+
+    def __init__(self, rule: MockRule) -> None:
+        super().__init__(rule.body)
+        self.rule = rule
+
+
 class _RequestError(Exception):
     """A request the mock refuses: becomes an error response of the right dialect."""
 
@@ -43,8 +51,10 @@ def create_mock_app(config: MockConfig) -> FastAPI:
     """Build the app for `config`. Its state (rules, counters, request log) is its own.
 
     Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream``
-    supported), ``POST /v1/messages``, ``GET /v1/models``, ``GET /health``,
-    ``GET /mock/requests`` (the request bodies received, oldest first) and
+    supported; both also under Azure's ``/openai/deployments/{name}/``),
+    ``POST /v1/messages``, ``GET /v1/models``, ``GET /health``,
+    ``GET /mock/requests`` (the requests received, oldest first: path, query,
+    headers, body) and
     ``DELETE /mock/requests`` (clear that log).
     """
     app = FastAPI(title="icrm mock LLM server")
@@ -60,7 +70,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             raise _RequestError(400, "the request body is not valid JSON", "invalid_request_error") from None
         if not isinstance(body, dict):
             raise _RequestError(400, "the request body must be a JSON object", "invalid_request_error")
-        received.append({"path": request.url.path, "body": body, "time": time.time()})
+        received.append({"path": request.url.path, "query": dict(request.query_params),
+                         "headers": dict(request.headers), "body": body, "time": time.time()})
         if config.debug:
             logger.debug("%s %s", request.url.path, json.dumps(body)[:2000])
         return body
@@ -71,6 +82,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             raise _RequestError(404, f"no mock rule matches the prompt: {prompt[:PROMPT_QUOTE_CHARS]!r}", "not_found_error")
         if rule.delay_s:
             await asyncio.sleep(rule.delay_s)
+        if rule.body is not None:
+            raise _RawBody(rule)
         if rule.status >= 400:
             raise _RequestError(rule.status, rule.error or f"mock error {rule.status}", "mock_error", headers=rule.headers)
         return rule, rule.response or ""
@@ -83,7 +96,14 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             content = {"error": {"message": error.message, "type": error.kind, "param": error.param, "code": error.status}}
         return JSONResponse(content, status_code=error.status, headers=error.headers)
 
+    @app.exception_handler(_RawBody)
+    async def raw_body(request: Request, raw: _RawBody) -> Response:
+        return Response(raw.rule.body, status_code=raw.rule.status, headers=raw.rule.headers,
+                        media_type="application/json")
+
+    # Azure OpenAI puts the deployment in the path: /openai/deployments/{name}/...
     @app.post("/v1/completions")
+    @app.post("/openai/deployments/{deployment}/completions")
     async def completions(request: Request) -> Response:
         body = await read_body(request)
         prompts = _require(body, "prompt", (str, list))
@@ -111,6 +131,7 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         return JSONResponse(payload, headers=rule.headers if rule else None)
 
     @app.post("/v1/chat/completions")
+    @app.post("/openai/deployments/{deployment}/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body = await read_body(request)
         prompt = _messages_text(_require(body, "messages", list), "messages")

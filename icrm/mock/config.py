@@ -2,7 +2,7 @@
 
 The YAML format is inference-mock's (``debug``, ``port``, ``matches`` with ``contains``
 and ``response``), plus per-rule ``regex``, ``model``, ``status`` + ``error``,
-``headers``, ``delay_s``, ``times`` and ``usage``. Rules are tried in order; the first
+``body``, ``headers``, ``delay_s``, ``times`` and ``usage``. Rules are tried in order; the first
 that matches answers.
 """
 
@@ -51,7 +51,10 @@ class MockRule(BaseModel):
     model: str | None = None
     """Only requests naming this model match."""
     response: str | None = None
-    """The text to answer with (required unless ``status`` is an error)."""
+    """The text to answer with (required unless ``status`` is an error or ``body`` is set)."""
+    body: str | None = None
+    """An exact HTTP body to send instead of an API response (e.g. malformed JSON, to
+    test a client's handling of broken servers), with ``status``."""
     status: int = Field(default=200, ge=200, le=599)
     """HTTP status; 4xx/5xx answer with an OpenAI-style error body holding ``error``."""
     error: str | None = None
@@ -77,7 +80,10 @@ class MockRule(BaseModel):
                 re.compile(self.regex)
             except re.error as e:
                 raise ValueError(f"'regex' is not a valid regular expression: {e}") from None
-        if self.status >= 400:
+        if self.body is not None:
+            if self.response is not None or self.error is not None:
+                raise ValueError("a 'body' rule sends that body as it is: drop 'response' and 'error'")
+        elif self.status >= 400:
             if self.response is not None:
                 raise ValueError(f"an error rule (status {self.status}) takes 'error', not 'response'")
         elif not self.response:

@@ -81,7 +81,8 @@ class MockServer:
         raise RuntimeError(f"the mock server did not answer /health within {STARTUP_TIMEOUT_S:.0f} s")
 
     def requests(self) -> list[dict[str, Any]]:
-        """The requests received so far, oldest first: ``{"path", "body", "time"}`` each."""
+        """The requests received so far, oldest first: ``{"path", "query", "headers",
+        "body", "time"}`` each."""
         return httpx.get(f"{self.url}/mock/requests", timeout=10).json()["requests"]
 
     def stop(self) -> None:

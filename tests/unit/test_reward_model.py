@@ -38,7 +38,10 @@ def test_wrong_mode_calls_are_clear_errors():
         ({"engine": "openai"}, "needs a model"),
         ({"engine": "llamacpp", "model_name": "missing.gguf"}, "needs a local .gguf file"),
         ({"engine": "vllm", "model_name": "m"}, "pip install 'icrm[vllm]'"),
-        ({"use_cache": True}, "generation cache is not available"),
+        ({"max_retries": -1}, "max_retries must be a whole number >= 0"),
+        ({"engine": "claude", "model_name": "m", "api_key": "k", "constrain_output": True}, "cannot constrain output"),
+        ({"engine": "anthropic", "model_name": "m", "completion": True}, "'claude' has no completion mode"),
+        ({"engine": "azure", "model_name": "m", "api_key": "k"}, "set AZURE_OPENAI_ENDPOINT or pass base_url"),
         ({"completion": "yes"}, "completion must be True, False or None"),
     ],
 )

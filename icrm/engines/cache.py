@@ -1,0 +1,112 @@
+"""The generation cache: successful generations in SQLite, shared safely by processes.
+
+The key is a SHA-256 over everything that determines the answer: engine, model, mode,
+the exact prompt or messages, every generation kwarg and the output schema. API keys
+and base URLs are never part of it, nor stored. Only successes are stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import settings
+from ..errors import ConfigError
+from .base import Engine, GenerationRequest, GenerationResult, Usage
+
+__all__ = ["GenerationCache", "cache_key"]
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, result TEXT NOT NULL, created REAL NOT NULL)"
+BUSY_TIMEOUT_S = 30.0
+
+
+def cache_key(engine: Engine, request: GenerationRequest) -> str:
+    """SHA-256 hex digest identifying `request` on `engine` (see the module docstring)."""
+    payload = {
+        "engine": engine.name,
+        "model": engine.model,
+        "mode": "completion" if request.prompt is not None else "chat",
+        "prompt": request.prompt,
+        "messages": request.messages,
+        "kwargs": request.kwargs,
+        "json_schema": request.json_schema if engine.json_schema_supported else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class GenerationCache:
+    """A SQLite file of generations (WAL mode: many readers, one writer at a time, safe
+    across threads and processes).
+
+    Args:
+        directory: where ``generations.sqlite3`` lives; default ``ICRM_CACHE_DIR`` or
+            the user cache directory (`icrm.settings.cache_dir`).
+
+    The connection opens on first use, so a pickled copy reopens it in its process.
+
+    Raises:
+        ConfigError: the directory cannot be created or the file opened.
+    """
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.path = Path(directory or settings.cache_dir()) / "generations.sqlite3"
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(_SCHEMA)
+            except (OSError, sqlite3.Error) as e:
+                raise ConfigError(f"cannot open the generation cache {self.path}: {e}; set cache_dir or ICRM_CACHE_DIR") from None
+            self._connection = connection
+        return self._connection
+
+    def get(self, key: str) -> GenerationResult | None:
+        """The stored result for `key`, marked ``cache_hit=True``, or None."""
+        with self._lock:
+            row = self._connect().execute("SELECT result FROM generations WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return GenerationResult(
+            texts=tuple(data["texts"]), finish_reasons=tuple(data["finish_reasons"]),
+            usage=Usage.model_validate(data["usage"]), latency_s=data["latency_s"],
+            engine=data["engine"], model=data["model"], cache_hit=True,
+        )
+
+    def put(self, key: str, result: GenerationResult) -> None:
+        """Store a successful `result` under `key` (replacing any older one)."""
+        data: dict[str, Any] = {
+            "texts": list(result.texts), "finish_reasons": list(result.finish_reasons),
+            "usage": result.usage.model_dump(), "latency_s": result.latency_s,
+            "engine": result.engine, "model": result.model,
+        }
+        with self._lock:
+            self._connect().execute(
+                "INSERT OR REPLACE INTO generations (key, result, created) VALUES (?, ?, ?)",
+                (key, json.dumps(data, ensure_ascii=False), time.time()),
+            )
+
+    def close(self) -> None:
+        """Close the connection (it reopens on next use)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = state["path"]
+        self._connection = None
+        self._lock = threading.Lock()

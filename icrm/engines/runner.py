@@ -1,0 +1,155 @@
+"""`RequestRunner`: an engine plus the policies around every call — cache lookup,
+retries with backoff, usage totals and an optional JSONL request log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, EngineError
+from .base import Engine, GenerationRequest, GenerationResult
+from .cache import GenerationCache, cache_key
+from .retry import RetryPolicy, call_with_retries
+
+__all__ = ["RequestRunner", "UsageTotals"]
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[REDACTED]"
+
+
+@dataclass
+class UsageTotals:
+    """Running totals over every request of one runner.
+
+    Attributes:
+        requests: requests asked for (cache hits included).
+        prompt_tokens, completion_tokens, cached_tokens: tokens the servers reported
+            (cache hits add nothing: no server was called).
+        errors: requests that failed after their retries.
+        cache_hits: requests answered from the generation cache.
+    """
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The totals as a plain dict."""
+        return asdict(self)
+
+
+class RequestRunner:
+    """Runs requests on an engine with cache, retries, usage totals and a request log.
+
+    Args:
+        engine: the engine to call.
+        retry: the retry policy (the engine's SDK does not retry).
+        cache: a `GenerationCache`, or None for no caching.
+        overwrite_cache: call the engine even on a cache hit and store the new result.
+        log_file: a JSONL file to append each request and its response or error to.
+        secrets: strings (API keys) replaced by ``[REDACTED]`` in the request log.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        retry: RetryPolicy,
+        cache: GenerationCache | None = None,
+        overwrite_cache: bool = False,
+        log_file: str | Path | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self.engine = engine
+        self.retry = retry
+        self.cache = cache
+        self.overwrite_cache = overwrite_cache
+        self.log_file = Path(log_file) if log_file else None
+        self._secrets = [s for s in secrets if s]
+        self.usage = UsageTotals()
+        self._lock = threading.Lock()
+        if self.log_file is not None:
+            try:
+                self.log_file.parent.mkdir(parents=True, exist_ok=True)
+                self.log_file.touch()
+            except OSError as e:
+                raise ConfigError(f"cannot write the request log {self.log_file}: {e.strerror}") from None
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Answer `request` from the cache, or from the engine with retries.
+
+        Returns:
+            The result; ``cache_hit`` tells where it came from.
+
+        Raises:
+            EngineError: the last error once retries are spent (counted in
+                ``usage.errors`` and logged), or a non-retryable one.
+        """
+        key = cache_key(self.engine, request) if self.cache is not None else None
+        if key is not None and not self.overwrite_cache:
+            cached = self.cache.get(key)  # type: ignore[union-attr]
+            if cached is not None:
+                self._count(cached)
+                self._log(request, cached, None)
+                return cached
+        try:
+            result = await call_with_retries(lambda: self.engine.generate(request), self.retry, self.engine.name)
+        except EngineError as error:
+            with self._lock:
+                self.usage.requests += 1
+                self.usage.errors += 1
+            self._log(request, None, error)
+            raise
+        if key is not None:
+            self.cache.put(key, result)  # type: ignore[union-attr]
+        self._count(result)
+        self._log(request, result, None)
+        return result
+
+    async def aclose(self) -> None:
+        """Close the engine (stopping its workers) and the cache."""
+        try:
+            await self.engine.aclose()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+
+    def _count(self, result: GenerationResult) -> None:
+        with self._lock:
+            self.usage.requests += 1
+            if result.cache_hit:
+                self.usage.cache_hits += 1
+                return
+            self.usage.prompt_tokens += result.usage.prompt_tokens
+            self.usage.completion_tokens += result.usage.completion_tokens
+            self.usage.cached_tokens += result.usage.cached_tokens or 0
+
+    def _log(self, request: GenerationRequest, result: GenerationResult | None, error: Exception | None) -> None:
+        if self.log_file is None:
+            return
+        record: dict[str, Any] = {
+            "time": time.time(),
+            "engine": self.engine.name,
+            "model": self.engine.model,
+            "request": {"prompt": request.prompt, "messages": request.messages, "kwargs": request.kwargs},
+        }
+        if result is not None:
+            record["response"] = {"texts": list(result.texts), "finish_reasons": list(result.finish_reasons),
+                                  "usage": result.usage.model_dump(), "latency_s": result.latency_s,
+                                  "cache_hit": result.cache_hit}
+        else:
+            record["error"] = f"{type(error).__name__}: {error}"
+        line = json.dumps(record, ensure_ascii=False)
+        for secret in self._secrets:
+            line = line.replace(secret, REDACTED)
+        with self._lock, open(self.log_file, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
