@@ -219,3 +219,13 @@ def test_servers_that_ignore_n_get_one_request_per_choice(mock_llm):
     assert len(result.texts) == 3
     assert sorted(r["body"]["seed"] for r in mock_llm.requests()) == [10, 11, 12]
     assert {r["body"]["n"] for r in mock_llm.requests()} == {1}
+
+
+@pytest.mark.mock_llm({"matches": [{"response": FEEDBACK}]})
+def test_cache_files_never_hold_the_api_key(mock_llm, tmp_path):
+    with ICRM(engine="openai", model_name="m", base_url=mock_llm.base_url, api_key="sk-cache-secret",
+              num_shots=0, use_cache=True, cache_dir=tmp_path) as icrm:
+        icrm.judge(conversation=FLIGHT)
+        assert icrm.judge(conversation=FLIGHT).cache_hit
+    files = [p for p in tmp_path.iterdir() if p.is_file()]
+    assert files and all(b"sk-cache-secret" not in p.read_bytes() for p in files)
