@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -36,6 +36,27 @@ class LoopThread:
             coro.close()
             raise ConfigError("this object is closed; create a new one")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        """Iterate an async generator on the loop from synchronous code, item by item.
+
+        Closing the returned iterator early closes `agen` on the loop.
+        """
+        async def next_item() -> T:
+            return await agen.__anext__()
+
+        async def close() -> None:
+            await agen.aclose()
+
+        try:
+            while True:
+                try:
+                    yield self.run(next_item())
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self.closed:
+                self.run(close())
 
     def close(self) -> None:
         """Stop the loop and join its thread. Idempotent."""

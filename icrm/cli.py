@@ -23,7 +23,7 @@ from .logs import enable_stderr_logging
 from .mock import serve_mock
 from .reward_model import ICRM
 
-__all__ = ["main", "test", "mock"]
+__all__ = ["main", "test", "score", "mock"]
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -102,7 +102,64 @@ def mock(config: str, port: int | None = None, host: str = "127.0.0.1", debug: b
     serve_mock(config, host=host, port=port, debug=debug)
 
 
-COMMANDS = {"test": test, "mock": mock}
+def score(
+    input: str,
+    output: str,
+    rm_type: str = "individual",
+    model_name: str | None = None,
+    engine: str | None = None,
+    num_shots: int = 3,
+    shots_pool_path: str | None = None,
+    template_path: str | None = None,
+    shot_template_path: str | None = None,
+    feedback_template_path: str | None = None,
+    completion: bool | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    top_p: float | None = None,
+    seed: int = 42,
+    shot_sampling_mode: str = "fixed",
+    base_url: str | None = None,
+    use_cache: bool = False,
+    max_retries: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    verbose: bool = False,
+    concurrency: int = 8,
+    limit: int | None = None,
+    id_field: str = "id",
+    format: str = "conversations",
+    split: str = "train",
+    progress: bool | None = None,
+) -> None:
+    """Score a dataset into a resumable JSONL file and print a summary as JSON.
+
+    INPUT is JSONL, JSON, Parquet, a saved 🤗 dataset directory or a hub dataset name;
+    rows hold conversation (individual) or conversation_A + conversation_B (pairwise), or
+    prompt/chosen/rejected with --format rewardbench. Re-running the same command skips
+    rows already done and retries failed ones. --progress shows the bar even when not on
+    a TTY. Exits 1 when any row failed (its error is in the output).
+    """
+    generation_kwargs = check_generation_kwargs({
+        k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "seed": seed}.items()
+        if v is not None
+    })
+    with ICRM(
+        model_name=None if model_name is None else str(model_name), shots_pool_path=shots_pool_path,
+        rm_type=rm_type, engine=engine, completion=completion, num_shots=num_shots,
+        template_path=template_path, shot_template_path=shot_template_path,
+        feedback_template_path=feedback_template_path, verbose=verbose, seed=seed,
+        shot_sampling_mode=shot_sampling_mode, base_url=base_url, use_cache=use_cache,
+        max_retries=max_retries, timeout=timeout,
+    ) as icrm:
+        summary = icrm.score(input, output, concurrency=concurrency, limit=limit, id_field=id_field,
+                             input_format=format, progress=progress, split=split, **generation_kwargs)
+    _print_json({**summary.__dict__, "prefix_cache_hit_rate": summary.prefix_cache_hit_rate,
+                 "output": str(output)})
+    if summary.errors:
+        sys.exit(EXIT_FAILED)
+
+
+COMMANDS = {"test": test, "score": score, "mock": mock}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,15 +58,20 @@ class _FeedbackBase(BaseModel):
     parse_error: str | None = None
     """Why the text holds no valid feedback; None when it parsed. When set, the score
     or choice is None."""
+    error: str | None = None
+    """Why there is no answer at all (an invalid input or an engine failure in a batch);
+    None otherwise. When set, ``raw_text`` is empty."""
     cache_hit: bool = False
     """True when the text came from the generation cache, not a new request."""
+    shot_ids: list[str] | None = None
+    """Ids of the shots shown, in order."""
     latency_s: float | None = None
     """Seconds the request took (for a cache hit: the request that filled the cache)."""
 
     @property
     def ok(self) -> bool:
-        """True when the feedback parsed."""
-        return self.parse_error is None
+        """True when there is an answer and it parsed."""
+        return self.parse_error is None and self.error is None
 
     def to_dict(self) -> dict[str, Any]:
         """The feedback fields under their JSON keys (e.g. ``"analysis of A"``), without
@@ -130,7 +135,7 @@ _FEEDBACK_CLASSES: dict[str, type[_FeedbackBase]] = {
     "individual": IndividualFeedback,
     "pairwise": PairwiseFeedback,
 }
-_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "cache_hit", "latency_s")
+_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "error", "cache_hit", "latency_s", "shot_ids")
 _TEXT_FIELDS = {
     name
     for cls in _FEEDBACK_CLASSES.values()
@@ -218,7 +223,8 @@ def build_feedback(text: str, rm_type: str, usage: Usage | None = None, **envelo
         text: the model's answer.
         rm_type: ``individual`` or ``pairwise``.
         usage: the request's token counts.
-        **envelope: ``cache_hit`` and ``latency_s`` (seconds) of the request.
+        **envelope: ``cache_hit``, ``latency_s`` (seconds), ``shot_ids``, or ``error``
+            (no answer at all: then `text` is empty and no parse is attempted).
 
     Returns:
         `IndividualFeedback` or `PairwiseFeedback` carrying `text`, `usage` and the
@@ -226,6 +232,8 @@ def build_feedback(text: str, rm_type: str, usage: Usage | None = None, **envelo
         score/choice is None.
     """
     cls = _FEEDBACK_CLASSES[check_rm_type(rm_type)]
+    if envelope.get("error") is not None:
+        return cls(raw_text=text, usage=usage, **envelope)
     try:
         obj = parse_feedback(text, rm_type)
     except FeedbackParseError as e:

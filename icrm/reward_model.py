@@ -8,13 +8,16 @@ feedback with the raw text, usage and any parse error.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._loop import LoopThread
+from .batch import run_batch
+from .scoring import ScoreSummary, score_file
 from .conversation import Conversation, check_same_context
 from .engines import Engine, GenerationRequest, GenerationResult, create_engine
 from .engines.base import DEFAULT_TIMEOUT_S, check_generation_kwargs
@@ -22,7 +25,7 @@ from .engines.cache import GenerationCache
 from .engines.registry import resolve_api_key
 from .engines.retry import RetryPolicy
 from .engines.runner import RequestRunner, UsageTotals
-from .errors import ConfigError, InputError
+from .errors import ConfigError, EngineError, InputError
 from .feedback import (
     END_OF_FEEDBACK,
     Feedback,
@@ -32,11 +35,15 @@ from .feedback import (
     feedback_keys,
     parse_feedback,
 )
+from .inputs import INPUT_FIELDS
 from .logs import enable_stderr_logging
 from .shots import Shot, ShotsPool
 from .template import TEMPLATE_KEYS, Template, feedback_template_keys, neutralize_markers, render_feedback
 
-__all__ = ["ICRM", "DEFAULT_GENERATION_KWARGS"]
+if TYPE_CHECKING:
+    import datasets
+
+__all__ = ["ICRM", "DEFAULT_GENERATION_KWARGS", "DEFAULT_CONCURRENCY"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,7 @@ DEFAULT_GENERATION_KWARGS: dict[str, Any] = {
     "max_tokens": 3072,
     "top_p": 1.0,
 }
+DEFAULT_CONCURRENCY = 8
 
 
 class ICRM:
@@ -126,6 +134,8 @@ class ICRM:
         log_file: str | Path | None = None,
         constrain_output: bool | None = None,
     ) -> None:
+        # Everything needed to rebuild this instance in another process (see __getstate__).
+        self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.rm_type = check_rm_type(rm_type)
         if completion not in (None, True, False):
             raise ConfigError(f"completion must be True, False or None, got {completion!r}")
@@ -138,6 +148,9 @@ class ICRM:
         self.shot_template = _load_template(shot_template_path, rm_type, "shot", f"{rm_type}_shot")
         self.feedback_template = _load_feedback_template(feedback_template_path, rm_type)
         self.shots_pool = ShotsPool.load(shots_pool_path, rm_type)
+        self.template_hash = hashlib.sha256(
+            "\0".join(t.text for t in (self.template, self.shot_template, self.feedback_template)).encode()
+        ).hexdigest()[:12]
         # Check num_shots and the mode now, not at the first call.
         self.shots_pool.sample(num_shots, shot_sampling_mode, random.Random(seed))
         retry = RetryPolicy.from_env(max_retries)
@@ -209,6 +222,10 @@ class ICRM:
             InputError: an invalid conversation, naming the turn.
             ConfigError: an invalid shot, naming its index and field.
         """
+        return self._build_prompt(conversation, conversation_A, conversation_B, shots)[0]
+
+    def _build_prompt(self, conversation: Any, conversation_A: Any, conversation_B: Any,
+                      shots: Sequence[dict[str, Any] | Shot] | None) -> tuple[str, list[Shot]]:
         conversations = self._conversations(conversation, conversation_A, conversation_B)
         chosen = self._sample() if shots is None else ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
         rendered_shots = "\n\n".join(
@@ -219,7 +236,7 @@ class ICRM:
             })
             for i, s in enumerate(chosen, 1)
         )
-        return self.template.render({"shots": rendered_shots, **_example_values(conversations)})
+        return self.template.render({"shots": rendered_shots, **_example_values(conversations)}), chosen
 
     def _conversations(self, conversation: Any, conversation_A: Any, conversation_B: Any) -> tuple[Conversation, ...]:
         if self.rm_type == "individual":
@@ -253,11 +270,11 @@ class ICRM:
     # -- judging ---------------------------------------------------------------------
 
     async def _agenerate(self, conversation: Any, conversation_A: Any, conversation_B: Any,
-                         shots: Any, generation_kwargs: dict[str, Any]) -> GenerationResult:
-        prompt = self.render_prompt(conversation, conversation_A, conversation_B, shots)
+                         shots: Any, generation_kwargs: dict[str, Any]) -> tuple[GenerationResult, list[Shot]]:
+        prompt, chosen = self._build_prompt(conversation, conversation_A, conversation_B, shots)
         if self.verbose:
             logger.info("prompt:\n%s", prompt)
-        return await self.runner.generate(self._request(prompt, generation_kwargs))
+        return await self.runner.generate(self._request(prompt, generation_kwargs)), chosen
 
     async def ajudge(
         self,
@@ -284,8 +301,9 @@ class ICRM:
             InputError / ConfigError: bad conversations or shots.
             EngineError: the engine failed.
         """
-        result = await self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)
-        return build_feedback(result.text, self.rm_type, result.usage, cache_hit=result.cache_hit, latency_s=result.latency_s)
+        result, chosen = await self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)
+        return build_feedback(result.text, self.rm_type, result.usage, cache_hit=result.cache_hit,
+                              latency_s=result.latency_s, shot_ids=[s.id for s in chosen])
 
     def judge(
         self,
@@ -297,6 +315,167 @@ class ICRM:
     ) -> Feedback:
         """The synchronous `ajudge`: same arguments, returns, and errors."""
         return self._loop.run(self.ajudge(conversation, conversation_A, conversation_B, shots, **generation_kwargs))
+
+    # -- many at once ----------------------------------------------------------------
+
+    async def ajudge_stream(
+        self,
+        items: Iterable[dict[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        **generation_kwargs: Any,
+    ) -> AsyncIterator[tuple[int, Feedback]]:
+        """Judge many items with at most `concurrency` requests in flight, yielding each
+        result as it finishes.
+
+        Args:
+            items: dicts with ``conversation`` (individual) or ``conversation_A`` and
+                ``conversation_B`` (pairwise); consumed lazily.
+            concurrency: requests in flight at most. The first item runs alone so a
+                server's prefix cache holds the shared instruction + shots first.
+            shots: shots for every item; None = sample per item from the pool.
+            **generation_kwargs: as `ajudge`.
+
+        Yields:
+            ``(index, feedback)`` in completion order; `index` is the item's position.
+            A bad conversation or an engine failure does not stop the batch: that
+            item's feedback has ``error`` set (and no score/choice).
+
+        Raises:
+            ConfigError: bad `shots`, generation kwargs or `concurrency` (they apply to
+                every item, so nothing runs).
+        """
+        check_generation_kwargs({**DEFAULT_GENERATION_KWARGS, **generation_kwargs})
+        if shots is not None:
+            shots = ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
+
+        async def work(indexed: tuple[int, dict[str, Any]]) -> Feedback:
+            return await self._ajudge_item(indexed[1], shots, generation_kwargs)
+
+        async for (index, _), feedback in run_batch(enumerate(items), work, concurrency):
+            yield index, feedback
+
+    async def _ajudge_item(self, item: Any, shots: Any, generation_kwargs: dict[str, Any]) -> Feedback:
+        """`ajudge` for one batch item; input and engine errors are recorded, not raised."""
+        try:
+            if not isinstance(item, dict):
+                raise InputError(f"expected an item dict with {' and '.join(INPUT_FIELDS[self.rm_type])}, got {type(item).__name__}")
+            extra = sorted(set(item) - set(INPUT_FIELDS[self.rm_type]))
+            if extra:
+                raise InputError(f"unexpected field(s) {', '.join(extra)} for rm_type={self.rm_type!r}")
+            return await self.ajudge(**item, shots=shots, **generation_kwargs)
+        except (InputError, EngineError) as error:
+            return build_feedback("", self.rm_type, error=f"{type(error).__name__}: {error}")
+
+    async def ajudge_many(
+        self,
+        items: Iterable[dict[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        **generation_kwargs: Any,
+    ) -> list[Feedback]:
+        """`ajudge_stream`, collected: one feedback per item, in input order."""
+        results: dict[int, Feedback] = {}
+        async for index, feedback in self.ajudge_stream(items, concurrency, shots, **generation_kwargs):
+            results[index] = feedback
+        return [results[i] for i in range(len(results))]
+
+    def judge_many(
+        self,
+        items: Iterable[dict[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        **generation_kwargs: Any,
+    ) -> list[Feedback]:
+        """The synchronous `ajudge_many`."""
+        return self._loop.run(self.ajudge_many(items, concurrency, shots, **generation_kwargs))
+
+    def judge_iter(
+        self,
+        items: Iterable[dict[str, Any]],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        **generation_kwargs: Any,
+    ) -> Iterator[tuple[int, Feedback]]:
+        """The synchronous `ajudge_stream`: ``(index, feedback)`` as each finishes."""
+        return self._loop.iterate(self.ajudge_stream(items, concurrency, shots, **generation_kwargs))
+
+    def rm_multi(
+        self,
+        conversations: Sequence[Any] | None = None,
+        conversations_A: Sequence[Any] | None = None,
+        conversations_B: Sequence[Any] | None = None,
+        shots: Sequence[dict[str, Any] | Shot] | None = None,
+        parse_json: bool = False,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        **generation_kwargs: Any,
+    ) -> datasets.Dataset:
+        """Judge many conversations, as the original IC-RM's ``*_rm_multi``.
+
+        Args:
+            conversations: individual mode: the conversations.
+            conversations_A, conversations_B: pairwise mode: equal-length lists.
+            parse_json: return parsed feedback dicts instead of the raw text.
+            concurrency, shots, **generation_kwargs: as `ajudge_stream`.
+
+        Returns:
+            A `datasets.Dataset` with the input column(s), ``feedback`` (the text, or the
+            dict with ``parse_json=True``; None when unparseable or failed) and ``error``.
+
+        Raises:
+            InputError: pairwise lists of different lengths.
+        """
+        import datasets
+
+        if self.rm_type == "individual":
+            columns = {"conversation": list(conversations or [])}
+        else:
+            a, b = list(conversations_A or []), list(conversations_B or [])
+            if len(a) != len(b):
+                raise InputError(f"conversations_A has {len(a)} items but conversations_B has {len(b)}")
+            columns = {"conversation_A": a, "conversation_B": b}
+        items = [dict(zip(columns, values)) for values in zip(*columns.values())]
+        results = self.judge_many(items, concurrency, shots, **generation_kwargs)
+        if parse_json:
+            feedback: list[Any] = [r.to_dict() if r.ok else None for r in results]
+        else:
+            feedback = [r.raw_text if r.error is None else None for r in results]
+        return datasets.Dataset.from_dict({**columns, "feedback": feedback, "error": [r.error or r.parse_error for r in results]})
+
+    def individual_rm_multi(self, conversations: Sequence[Any], shots: Any = None, parse_json: bool = False,
+                            **kwargs: Any) -> datasets.Dataset:
+        """`rm_multi` for individual mode."""
+        self._require_rm_type("individual")
+        return self.rm_multi(conversations=conversations, shots=shots, parse_json=parse_json, **kwargs)
+
+    def pairwise_rm_multi(self, conversations_A: Sequence[Any], conversations_B: Sequence[Any], shots: Any = None,
+                          parse_json: bool = False, **kwargs: Any) -> datasets.Dataset:
+        """`rm_multi` for pairwise mode."""
+        self._require_rm_type("pairwise")
+        return self.rm_multi(conversations_A=conversations_A, conversations_B=conversations_B, shots=shots,
+                             parse_json=parse_json, **kwargs)
+
+    def score(self, source: str | Path, output: str | Path, **options: Any) -> ScoreSummary:
+        """Score a dataset file into a resumable JSONL results file.
+
+        See `icrm.scoring.score_file` for `source`, `output`, the options (concurrency,
+        limit, id_field, input_format, progress, split, generation kwargs), the row
+        format and the errors.
+        """
+        return self._loop.run(score_file(self, source, output, **options))
+
+    def provenance(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What produced a result: model, engine, template hash, seed, shot settings and
+        the generation kwargs in effect (defaults merged with `generation_kwargs`)."""
+        return {
+            "model": self.model_name,
+            "engine": self.engine.name,
+            "template_hash": self.template_hash,
+            "seed": self.seed,
+            "num_shots": self.num_shots,
+            "shot_sampling_mode": self.shot_sampling_mode,
+            "generation_kwargs": {**DEFAULT_GENERATION_KWARGS, **(generation_kwargs or {})},
+        }
 
     def rm(
         self,
@@ -318,7 +497,7 @@ class ICRM:
                 feedback; its ``raw_text`` keeps the answer.
             InputError / ConfigError / EngineError: as `ajudge`.
         """
-        text = self._loop.run(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)).text
+        text = self._loop.run(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs))[0].text
         return parse_feedback(text, self.rm_type) if parse_json else text
 
     __call__ = rm
@@ -350,6 +529,20 @@ class ICRM:
             self._loop.run(self.runner.aclose() if hasattr(self, "runner") else self.engine.aclose())
         finally:
             self._loop.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle as configuration, not as live clients: a copy in another process (e.g.
+        a `datasets.map(num_proc=N)` worker) reconnects to this instance's running
+        workers by address, never launching its own, and shares its cache directory."""
+        config = dict(self._config)
+        worker_urls = [w.base_url for w in getattr(self.engine, "workers", [])]
+        if worker_urls:
+            config["worker_addrs"] = worker_urls
+        return {"config": config, "rng_state": self._rng.getstate()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["config"])  # type: ignore[misc]
+        self._rng.setstate(state["rng_state"])
 
     def __enter__(self) -> ICRM:
         return self
