@@ -34,15 +34,15 @@ async def run_batch(
 ) -> AsyncIterator[tuple[T, R]]:
     """Run `work` on every item with at most `concurrency` in flight; yield as they finish.
 
-    Items are pulled from `items` only when a slot is free, so a streamed input is never
-    loaded whole. The first `warmup` items run alone before the rest fan out, so a
-    server with automatic prefix caching has the shared prefix (instruction + shots)
-    cached before the parallel requests arrive.
+    `concurrency` worker tasks pull items from one shared iterator, so a streamed input
+    is never loaded whole and each item costs O(1) scheduling. The first `warmup` items
+    run alone before the rest fan out, so a server with automatic prefix caching has the
+    shared prefix (instruction + shots) cached before the parallel requests arrive.
 
     Args:
         items: any iterable, consumed lazily.
         work: an async function of one item; it should return its errors, not raise
-            them (a raised exception stops the batch).
+            them (a raised exception stops the batch and is re-raised here).
         concurrency: maximum items in flight (>= 1).
         warmup: items to run alone first (0 = none).
 
@@ -52,40 +52,51 @@ async def run_batch(
     Raises:
         ConfigError: `concurrency` < 1.
     """
-    if not isinstance(concurrency, int) or concurrency < 1:
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ConfigError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
     iterator = iter(items)
-    for item in _take(iterator, warmup):
-        yield item, await work(item)
-    pending: set[asyncio.Task[tuple[T, R]]] = set()
-
-    async def run(item: T) -> tuple[T, R]:
-        return item, await work(item)
-
-    try:
-        for item in _take(iterator, concurrency):
-            pending.add(asyncio.ensure_future(run(item)))
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                for item in _take(iterator, 1):
-                    pending.add(asyncio.ensure_future(run(item)))
-                yield task.result()
-    finally:
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _take(iterator: Iterator[T], n: int) -> list[T]:
-    out = []
-    for _ in range(n):
+    for _ in range(warmup):
         try:
-            out.append(next(iterator))
+            item = next(iterator)
         except StopIteration:
-            break
-    return out
+            return
+        yield item, await work(item)
+
+    # Bounded, so finished results wait for the consumer instead of piling up.
+    queue: asyncio.Queue[tuple[T, R] | object] = asyncio.Queue(maxsize=concurrency)
+
+    async def worker() -> None:
+        try:
+            for item in iterator:  # next() runs to completion between awaits: safe to share
+                await queue.put((item, await work(item)))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises
+            await queue.put(_Failure(error))
+        finally:
+            await queue.put(_WORKER_DONE)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    try:
+        running = len(workers)
+        while running:
+            entry = await queue.get()
+            if entry is _WORKER_DONE:
+                running -= 1
+            elif isinstance(entry, _Failure):
+                raise entry.error
+            else:
+                yield entry  # type: ignore[misc]
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_WORKER_DONE = object()
 
 
 def row_id(row: dict[str, Any]) -> str:

@@ -55,6 +55,7 @@ DEFAULT_GENERATION_KWARGS: dict[str, Any] = {
     "top_p": 1.0,
 }
 DEFAULT_CONCURRENCY = 8
+RENDERED_SHOTS_CACHE_SIZE = 256  # distinct shot sets kept rendered (random mode makes many)
 
 
 class ICRM:
@@ -148,6 +149,7 @@ class ICRM:
         self.shot_template = _load_template(shot_template_path, rm_type, "shot", f"{rm_type}_shot")
         self.feedback_template = _load_feedback_template(feedback_template_path, rm_type)
         self.shots_pool = ShotsPool.load(shots_pool_path, rm_type)
+        self._rendered_shots: dict[tuple[int, ...], str] = {}
         self.template_hash = hashlib.sha256(
             "\0".join(t.text for t in (self.template, self.shot_template, self.feedback_template)).encode()
         ).hexdigest()[:12]
@@ -227,16 +229,30 @@ class ICRM:
     def _build_prompt(self, conversation: Any, conversation_A: Any, conversation_B: Any,
                       shots: Sequence[dict[str, Any] | Shot] | None) -> tuple[str, list[Shot]]:
         conversations = self._conversations(conversation, conversation_A, conversation_B)
-        chosen = self._sample() if shots is None else ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
-        rendered_shots = "\n\n".join(
+        if shots is None:
+            chosen = self._sample()
+            # Pool shots live as long as the pool, so their identities key the rendered
+            # block: with fixed shots it is rendered once per instance, not per item.
+            key = tuple(id(s) for s in chosen)
+            rendered_shots = self._rendered_shots.get(key)
+            if rendered_shots is None:
+                if len(self._rendered_shots) >= RENDERED_SHOTS_CACHE_SIZE:
+                    self._rendered_shots.clear()
+                rendered_shots = self._rendered_shots[key] = self._render_shots(chosen)
+        else:
+            chosen = ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
+            rendered_shots = self._render_shots(chosen)
+        return self.template.render({"shots": rendered_shots, **_example_values(conversations)}), chosen
+
+    def _render_shots(self, shots: Sequence[Shot]) -> str:
+        return "\n\n".join(
             self.shot_template.render({
                 "index": i,
                 **_example_values(s.conversations),
                 "feedback": render_feedback(self.feedback_template, _neutralize_feedback(s.feedback)),
             })
-            for i, s in enumerate(chosen, 1)
+            for i, s in enumerate(shots, 1)
         )
-        return self.template.render({"shots": rendered_shots, **_example_values(conversations)}), chosen
 
     def _conversations(self, conversation: Any, conversation_A: Any, conversation_B: Any) -> tuple[Conversation, ...]:
         if self.rm_type == "individual":

@@ -9,6 +9,7 @@ request without ``prompt`` / ``messages`` is a 400 naming the field, never a 500
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mock"
 PROMPT_QUOTE_CHARS = 200
+REQUEST_LOG_MAX = 10_000
 
 
 class _RawBody(Exception):
@@ -53,13 +55,14 @@ def create_mock_app(config: MockConfig) -> FastAPI:
     Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (``stream``
     supported; both also under Azure's ``/openai/deployments/{name}/``),
     ``POST /v1/messages``, ``GET /v1/models``, ``GET /health``,
-    ``GET /mock/requests`` (the requests received, oldest first: path, query,
-    headers, body) and
+    ``GET /mock/requests`` (the last 10,000 requests received, oldest first: path,
+    query, headers, body) and
     ``DELETE /mock/requests`` (clear that log).
     """
     app = FastAPI(title="icrm mock LLM server")
     rules = RuleBook(config.matches)
-    received: list[dict[str, Any]] = []
+    # The newest requests only, so a long benchmark run cannot exhaust memory.
+    received: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_MAX)
     ids = itertools.count(1)
     models = sorted({DEFAULT_MODEL, *(r.model for r in config.matches if r.model)})
 
@@ -182,7 +185,7 @@ def create_mock_app(config: MockConfig) -> FastAPI:
 
     @app.get("/mock/requests")
     async def list_requests() -> dict[str, Any]:
-        return {"requests": received}
+        return {"requests": list(received)}
 
     @app.delete("/mock/requests")
     async def clear_requests() -> dict[str, int]:
