@@ -21,9 +21,11 @@ from .errors import ConfigError, ICRMError, InputError
 from .inputs import load_example
 from .logs import enable_stderr_logging
 from .mock import serve_mock
+from .service import ServeConfig
+from .service import serve as serve_app
 from .reward_model import ICRM
 
-__all__ = ["main", "test", "score", "mock"]
+__all__ = ["main", "test", "score", "serve", "mock"]
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -123,6 +125,7 @@ def score(
     use_cache: bool = False,
     max_retries: int | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    num_workers: int = 1,
     verbose: bool = False,
     concurrency: int = 8,
     limit: int | None = None,
@@ -137,7 +140,8 @@ def score(
     rows hold conversation (individual) or conversation_A + conversation_B (pairwise), or
     prompt/chosen/rejected with --format rewardbench. Re-running the same command skips
     rows already done and retries failed ones. --progress shows the bar even when not on
-    a TTY. Exits 1 when any row failed (its error is in the output).
+    a TTY. --num_workers starts that many local servers (e.g. 2 llama.cpp workers on a
+    2-core machine). Exits 1 when any row failed (its error is in the output).
     """
     generation_kwargs = check_generation_kwargs({
         k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "seed": seed}.items()
@@ -149,7 +153,7 @@ def score(
         template_path=template_path, shot_template_path=shot_template_path,
         feedback_template_path=feedback_template_path, verbose=verbose, seed=seed,
         shot_sampling_mode=shot_sampling_mode, base_url=base_url, use_cache=use_cache,
-        max_retries=max_retries, timeout=timeout,
+        max_retries=max_retries, timeout=timeout, num_workers=num_workers,
     ) as icrm:
         summary = icrm.score(input, output, concurrency=concurrency, limit=limit, id_field=id_field,
                              input_format=format, progress=progress, split=split, **generation_kwargs)
@@ -159,7 +163,46 @@ def score(
         sys.exit(EXIT_FAILED)
 
 
-COMMANDS = {"test": test, "score": score, "mock": mock}
+def serve(
+    model_name: str | None = None,
+    engine: str | None = None,
+    rm_type: str | None = None,
+    num_shots: int | None = None,
+    shots_pool_path: str | None = None,
+    template_path: str | None = None,
+    shot_template_path: str | None = None,
+    feedback_template_path: str | None = None,
+    completion: bool | None = None,
+    seed: int | None = None,
+    shot_sampling_mode: str | None = None,
+    base_url: str | None = None,
+    num_workers: int | None = None,
+    use_cache: bool | None = None,
+    max_retries: int | None = None,
+    timeout: float | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    api_key: str | None = None,
+    max_concurrency: int | None = None,
+    max_queue: int | None = None,
+    max_body_mb: float | None = None,
+    request_timeout_s: float | None = None,
+    failure_reward: float | None = None,
+    env_file: str | None = None,
+) -> None:
+    """Serve rewards over HTTP (Infernet /service_output, /v1/reward, OpenRLHF /get_reward).
+
+    Every flag can also come from ICRM_<FLAG> (e.g. ICRM_MODEL_NAME, ICRM_RM_TYPE) or an
+    --env_file of such lines. Binds 127.0.0.1:3000 unless told otherwise; --api_key
+    requires 'Authorization: Bearer <key>'.
+    """
+    flags = {k: v for k, v in locals().items() if k != "env_file"}
+    if flags["model_name"] is not None:
+        flags["model_name"] = str(flags["model_name"])
+    serve_app(ServeConfig.resolve(flags, env_file))
+
+
+COMMANDS = {"test": test, "score": score, "serve": serve, "mock": mock}
 
 
 def main(argv: list[str] | None = None) -> None:

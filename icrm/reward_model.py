@@ -366,13 +366,20 @@ class ICRM:
             shots = ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
 
         async def work(indexed: tuple[int, dict[str, Any]]) -> Feedback:
-            return await self._ajudge_item(indexed[1], shots, generation_kwargs)
+            return await self.ajudge_item(indexed[1], shots, generation_kwargs)
 
         async for (index, _), feedback in run_batch(enumerate(items), work, concurrency):
             yield index, feedback
 
-    async def _ajudge_item(self, item: Any, shots: Any, generation_kwargs: dict[str, Any]) -> Feedback:
-        """`ajudge` for one batch item; input and engine errors are recorded, not raised."""
+    async def ajudge_item(self, item: Any, shots: Any = None, generation_kwargs: dict[str, Any] | None = None) -> Feedback:
+        """`ajudge` for one item dict (``conversation``, or ``conversation_A`` and
+        ``conversation_B``) that records input and engine errors on the feedback's
+        ``error`` instead of raising them — for batches and services.
+
+        Raises:
+            ConfigError: bad shots or generation kwargs (they are the caller's, not the item's).
+        """
+        generation_kwargs = generation_kwargs or {}
         try:
             if not isinstance(item, dict):
                 raise InputError(f"expected an item dict with {' and '.join(INPUT_FIELDS[self.rm_type])}, got {type(item).__name__}")
@@ -559,6 +566,15 @@ class ICRM:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state["config"])  # type: ignore[misc]
         self._rng.setstate(state["rng_state"])
+
+    async def aclose(self) -> None:
+        """`close` from async code, on the running loop (where a service used the engine)."""
+        if self._loop.closed:
+            return
+        try:
+            await self.runner.aclose()
+        finally:
+            self._loop.close()
 
     def __enter__(self) -> ICRM:
         return self
