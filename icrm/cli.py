@@ -25,7 +25,7 @@ from .service import ServeConfig
 from .service import serve as serve_app
 from .reward_model import ICRM
 
-__all__ = ["main", "test", "score", "serve", "mock"]
+__all__ = ["main", "test", "score", "serve", "mock", "eval_rewardbench"]
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
@@ -202,7 +202,72 @@ def serve(
     serve_app(ServeConfig.resolve(flags, env_file))
 
 
-COMMANDS = {"test": test, "score": score, "serve": serve, "mock": mock}
+def eval_rewardbench(
+    data: str | None = None,
+    dataset: str | None = None,
+    split: str = "filtered",
+    rm_type: str = "pairwise",
+    model_name: str | None = None,
+    engine: str | None = None,
+    num_shots: int = 3,
+    shot_sampling_mode: str = "fixed",
+    seed: int = 42,
+    shots_pool_path: str | None = None,
+    template_path: str | None = None,
+    shot_template_path: str | None = None,
+    feedback_template_path: str | None = None,
+    completion: bool | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    top_p: float | None = None,
+    base_url: str | None = None,
+    use_cache: bool = False,
+    max_retries: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    num_workers: int = 1,
+    results_dir: str = "results",
+    overwrite_results: bool = False,
+    limit: int | None = None,
+    subsets: Any = None,
+    position: str = "random",
+    concurrency: int = 8,
+    progress: bool | None = None,
+    verbose: bool = False,
+) -> None:
+    """Evaluate on RewardBench rows and print the official section table.
+
+    --data PATH (JSON, JSONL, Parquet: id, prompt, chosen, rejected, subset) or --dataset
+    allenai/reward-bench --split filtered. --position random|both places chosen in A/B
+    by a seeded hash of the row id, or judges both orders. Results go to
+    RESULTS_DIR/<rm_type>/<model>/<num_shots>_shots/ (rows.jsonl, summary.json,
+    accuracy.png); a re-run resumes. --subsets takes a comma-separated list.
+    """
+    from .evaluation import evaluate, format_table
+
+    generation_kwargs = check_generation_kwargs({
+        k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p}.items() if v is not None
+    })
+    wanted = [s.strip() for s in subsets.split(",")] if isinstance(subsets, str) else (list(subsets) if subsets else None)
+    with ICRM(
+        model_name=None if model_name is None else str(model_name), shots_pool_path=shots_pool_path,
+        rm_type=rm_type, engine=engine, completion=completion, num_shots=num_shots,
+        template_path=template_path, shot_template_path=shot_template_path,
+        feedback_template_path=feedback_template_path, verbose=verbose, seed=seed,
+        shot_sampling_mode=shot_sampling_mode, base_url=base_url, use_cache=use_cache,
+        max_retries=max_retries, timeout=timeout, num_workers=num_workers,
+    ) as icrm:
+        summary, out = icrm.run_sync(evaluate(
+            icrm, data=data, dataset=dataset, split=split, results_dir=results_dir, position=position,
+            overwrite_results=overwrite_results, limit=limit, subsets=wanted, concurrency=concurrency,
+            progress=progress, **generation_kwargs,
+        ))
+    print(format_table(summary))
+    print(f"results: {out}", file=sys.stderr)
+    if summary["counts"]["request_errors"]:
+        sys.exit(EXIT_FAILED)
+
+
+COMMANDS = {"test": test, "score": score, "serve": serve, "mock": mock, "eval": {"rewardbench": eval_rewardbench}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -227,17 +292,22 @@ def _check_flags(argv: list[str]) -> None:
     complain about the flags it could not use)."""
     if not argv or argv[0] not in COMMANDS:
         return
-    command: Callable[..., Any] = COMMANDS[argv[0]]
+    command: Any = COMMANDS[argv[0]]
+    name, rest = argv[0], argv[1:]
+    if isinstance(command, dict):  # a group, e.g. `icrm eval rewardbench`
+        if not rest or rest[0] not in command:
+            return
+        name, command, rest = f"{name} {rest[0]}", command[rest[0]], rest[1:]
     params = set(inspect.signature(command).parameters)
-    for token in argv[1:]:
+    for token in rest:
         if token == "--":
             break
         if not token.startswith("--") or token in ("--help",):
             continue
-        name = token[2:].split("=", 1)[0].replace("-", "_")
-        if name not in params and not (name.startswith("no") and name[2:] in params):
+        flag = token[2:].split("=", 1)[0].replace("-", "_")
+        if flag not in params and not (flag.startswith("no") and flag[2:] in params):
             raise ConfigError(
-                f"unknown flag --{name} for 'icrm {argv[0]}'; known flags: "
+                f"unknown flag --{flag} for 'icrm {name}'; known flags: "
                 + ", ".join(f"--{p}" for p in inspect.signature(command).parameters)
             )
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._loop import LoopThread
 from .batch import run_batch
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     import datasets
 
 __all__ = ["ICRM", "DEFAULT_GENERATION_KWARGS", "DEFAULT_CONCURRENCY"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -485,7 +487,12 @@ class ICRM:
         limit, id_field, input_format, progress, split, generation kwargs), the row
         format and the errors.
         """
-        return self._loop.run(score_file(self, source, output, **options))
+        return self.run_sync(score_file(self, source, output, **options))
+
+    def run_sync(self, awaitable: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine that uses this ICRM (e.g. `icrm.evaluation.evaluate`) on its
+        private event loop, from synchronous code; returns its result or raises its error."""
+        return self._loop.run(awaitable)
 
     def provenance(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
         """What produced a result: model, engine, template hash, seed, shot settings and

@@ -28,7 +28,7 @@ def main(out_dir: str = str(ROOT / "tests" / "unit" / "recorded")) -> None:
         (out / "chat_individual_constrained.txt").write_text(icrm.rm(**individual))
         prompt = icrm.render_prompt(**individual)
         request = GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs={"temperature": 0.0, "max_tokens": 300})
-        (out / "chat_unconstrained_prose.txt").write_text(icrm._loop.run(icrm.engine.generate(request)).text)
+        (out / "chat_unconstrained_prose.txt").write_text(icrm.run_sync(icrm.engine.generate(request)).text)
     with ICRM(rm_type="pairwise") as icrm:
         (out / "chat_pairwise_constrained.txt").write_text(icrm.rm(**pairwise))
 
