@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError, InputError
 
-__all__ = ["run_batch", "read_rows", "row_id", "ResultWriter", "load_done_ids", "BatchProgress"]
+__all__ = ["run_batch", "read_rows", "row_id", "ResultWriter", "read_results", "load_done_ids", "BatchProgress"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,20 +175,15 @@ def _hub_rows(name: str, split: str) -> Iterator[dict[str, Any]]:
         raise InputError(f"{name}: not a local file, and loading it from the 🤗 hub failed: {e}") from None
 
 
-def load_done_ids(path: str | Path, is_done: Callable[[dict[str, Any]], bool] | None = None) -> set[str]:
-    """Ids of rows in a JSONL results file whose last record is done.
+def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The last record per ``id`` in a JSONL results file (a missing file gives {}).
 
-    Args:
-        path: the results file; a missing file gives an empty set.
-        is_done: decides from a record; default: its ``error`` is null.
-
-    A torn last line (a killed writer) is ignored.
+    A torn line (a killed writer) is skipped.
     """
     path = Path(path)
     if not path.exists():
-        return set()
-    is_done = is_done or (lambda record: record.get("error") is None)
-    last: dict[str, bool] = {}
+        return {}
+    last: dict[str, dict[str, Any]] = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
             try:
@@ -196,8 +191,19 @@ def load_done_ids(path: str | Path, is_done: Callable[[dict[str, Any]], bool] | 
             except json.JSONDecodeError:
                 continue
             if isinstance(record, dict) and "id" in record:
-                last[str(record["id"])] = is_done(record)
-    return {i for i, done in last.items() if done}
+                last[str(record["id"])] = record
+    return last
+
+
+def load_done_ids(path: str | Path, is_done: Callable[[dict[str, Any]], bool] | None = None) -> set[str]:
+    """Ids of rows in a JSONL results file whose last record is done.
+
+    Args:
+        path: the results file; a missing file gives an empty set.
+        is_done: decides from a record; default: its ``error`` is null.
+    """
+    is_done = is_done or (lambda record: record.get("error") is None)
+    return {i for i, record in read_results(path).items() if is_done(record)}
 
 
 class ResultWriter:

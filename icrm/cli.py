@@ -11,7 +11,6 @@ import inspect
 import json
 import signal
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import fire
@@ -63,29 +62,10 @@ def test(
     requests from the generation cache; --timeout is per request, in seconds.
     When the answer cannot be parsed, prints {"error", "raw"} and exits 1.
     """
+    flags = dict(locals())
     example = load_example(file, rm_type)
-    generation_kwargs = check_generation_kwargs({
-        k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "seed": seed}.items()
-        if v is not None
-    })
-    with ICRM(
-        model_name=None if model_name is None else str(model_name),
-        shots_pool_path=shots_pool_path,
-        rm_type=rm_type,
-        engine=engine,
-        completion=completion,
-        num_shots=num_shots,
-        template_path=template_path,
-        shot_template_path=shot_template_path,
-        feedback_template_path=feedback_template_path,
-        verbose=verbose,
-        seed=seed,
-        shot_sampling_mode=shot_sampling_mode,
-        base_url=base_url,
-        use_cache=use_cache,
-        max_retries=max_retries,
-        timeout=timeout,
-    ) as icrm:
+    generation_kwargs = _generation_kwargs(flags)
+    with _build_icrm(flags) as icrm:
         feedback = icrm.judge(**example, **generation_kwargs)
     if feedback.ok:
         _print_json(feedback.to_dict())
@@ -143,18 +123,9 @@ def score(
     a TTY. --num_workers starts that many local servers (e.g. 2 llama.cpp workers on a
     2-core machine). Exits 1 when any row failed (its error is in the output).
     """
-    generation_kwargs = check_generation_kwargs({
-        k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p, "seed": seed}.items()
-        if v is not None
-    })
-    with ICRM(
-        model_name=None if model_name is None else str(model_name), shots_pool_path=shots_pool_path,
-        rm_type=rm_type, engine=engine, completion=completion, num_shots=num_shots,
-        template_path=template_path, shot_template_path=shot_template_path,
-        feedback_template_path=feedback_template_path, verbose=verbose, seed=seed,
-        shot_sampling_mode=shot_sampling_mode, base_url=base_url, use_cache=use_cache,
-        max_retries=max_retries, timeout=timeout, num_workers=num_workers,
-    ) as icrm:
+    flags = dict(locals())
+    generation_kwargs = _generation_kwargs(flags)
+    with _build_icrm(flags) as icrm:
         summary = icrm.score(input, output, concurrency=concurrency, limit=limit, id_field=id_field,
                              input_format=format, progress=progress, split=split, **generation_kwargs)
     _print_json({**summary.__dict__, "prefix_cache_hit_rate": summary.prefix_cache_hit_rate,
@@ -197,7 +168,7 @@ def serve(
     requires 'Authorization: Bearer <key>'.
     """
     flags = {k: v for k, v in locals().items() if k != "env_file"}
-    if flags["model_name"] is not None:
+    if flags["model_name"] is not None:  # fire turns a numeric name into an int
         flags["model_name"] = str(flags["model_name"])
     serve_app(ServeConfig.resolve(flags, env_file))
 
@@ -244,18 +215,10 @@ def eval_rewardbench(
     """
     from .evaluation import evaluate, format_table
 
-    generation_kwargs = check_generation_kwargs({
-        k: v for k, v in {"temperature": temperature, "max_tokens": max_tokens, "top_p": top_p}.items() if v is not None
-    })
+    flags = dict(locals())
+    generation_kwargs = _generation_kwargs({**flags, "seed": None})  # the seed places rows; sampling stays greedy
     wanted = [s.strip() for s in subsets.split(",")] if isinstance(subsets, str) else (list(subsets) if subsets else None)
-    with ICRM(
-        model_name=None if model_name is None else str(model_name), shots_pool_path=shots_pool_path,
-        rm_type=rm_type, engine=engine, completion=completion, num_shots=num_shots,
-        template_path=template_path, shot_template_path=shot_template_path,
-        feedback_template_path=feedback_template_path, verbose=verbose, seed=seed,
-        shot_sampling_mode=shot_sampling_mode, base_url=base_url, use_cache=use_cache,
-        max_retries=max_retries, timeout=timeout, num_workers=num_workers,
-    ) as icrm:
+    with _build_icrm(flags) as icrm:
         summary, out = icrm.run_sync(evaluate(
             icrm, data=data, dataset=dataset, split=split, results_dir=results_dir, position=position,
             overwrite_results=overwrite_results, limit=limit, subsets=wanted, concurrency=concurrency,
@@ -285,6 +248,26 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("icrm: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+
+
+# The flags of test / score / eval that are `ICRM` arguments of the same name.
+_ICRM_FLAGS = (
+    "model_name", "shots_pool_path", "rm_type", "engine", "completion", "num_shots", "template_path",
+    "shot_template_path", "feedback_template_path", "verbose", "seed", "shot_sampling_mode", "base_url",
+    "use_cache", "max_retries", "timeout", "num_workers",
+)
+
+
+def _build_icrm(flags: dict[str, Any]) -> ICRM:
+    kwargs = {k: flags[k] for k in _ICRM_FLAGS if k in flags}
+    if kwargs.get("model_name") is not None:  # fire turns a numeric name into an int
+        kwargs["model_name"] = str(kwargs["model_name"])
+    return ICRM(**kwargs)
+
+
+def _generation_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
+    given = {k: flags.get(k) for k in ("temperature", "max_tokens", "top_p", "seed")}
+    return check_generation_kwargs({k: v for k, v in given.items() if v is not None})
 
 
 def _check_flags(argv: list[str]) -> None:

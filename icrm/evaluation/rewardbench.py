@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch import BatchProgress, ResultWriter, load_done_ids, read_rows, run_batch
+from ..batch import BatchProgress, ResultWriter, load_done_ids, read_results, read_rows, run_batch
 from ..errors import ConfigError, InputError
 from ..scoring import result_row
 from ..shots import Shot
@@ -169,14 +169,7 @@ async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: 
 def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, position: str, seed: int,
               meta: dict[str, Any]) -> dict[str, Any]:
     """Score the judgements in `rows_path` for `rows`: per-subset and section figures."""
-    records: dict[str, dict[str, Any]] = {}
-    with open(rows_path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            records[record["id"]] = record
+    records = read_results(rows_path)
     rng = random.Random(seed)
     by_subset: dict[str, list[tuple[Outcome, float]]] = defaultdict(list)
     distribution: Counter[str] = Counter()
