@@ -17,8 +17,8 @@ from .errors import (
     ICRMError,
     InputError,
 )
-from .mock import MockServer
 from .feedback import Feedback, IndividualFeedback, PairwiseFeedback, parse_feedback
+from .mock import MockServer
 from .reward_model import DEFAULT_GENERATION_KWARGS, ICRM
 from .shots import Shot, ShotsPool
 from .template import Template

@@ -20,9 +20,9 @@ from .errors import ConfigError, ICRMError, InputError
 from .inputs import load_example
 from .logs import enable_stderr_logging
 from .mock import serve_mock
+from .reward_model import ICRM
 from .service import ServeConfig
 from .service import serve as serve_app
-from .reward_model import ICRM
 
 __all__ = ["main", "test", "score", "serve", "mock", "eval_rewardbench"]
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._loop import LoopThread
 from .batch import run_batch
-from .scoring import ScoreSummary, score_file
 from .conversation import Conversation, check_same_context
 from .engines import Engine, GenerationRequest, GenerationResult, create_engine
 from .engines.base import DEFAULT_TIMEOUT_S, check_generation_kwargs
@@ -37,6 +36,7 @@ from .feedback import (
 )
 from .inputs import INPUT_FIELDS
 from .logs import enable_stderr_logging
+from .scoring import ScoreSummary, score_file
 from .shots import Shot, ShotsPool
 from .template import TEMPLATE_KEYS, Template, feedback_template_keys, neutralize_markers, render_feedback
 

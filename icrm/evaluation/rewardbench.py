@@ -175,7 +175,6 @@ def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, posit
     distribution: Counter[str] = Counter()
     errors = missing = 0
     for row in rows:
-        rid = str(row["id"])
         judged = {j.tag: records.get(j.id) for j in _judgements(icrm, [row], position, seed)}
         if any(r is None for r in judged.values()):
             missing += 1
