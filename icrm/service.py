@@ -268,9 +268,10 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         if job.source == INFERNET_CHAIN or isinstance(job.data, str):
             raise ServiceError(400, "Bad Request", "only OFFCHAIN input is supported (source 1 with a JSON object)")
         feedback = await run(judge_one(model, job.data.inputs(), job.data))
-        if feedback.error:
-            raise ServiceError(502 if "Engine" in feedback.error else 400,
-                               "Bad Gateway" if "Engine" in feedback.error else "Bad Request", feedback.error)
+        if feedback.error:  # "<ErrorClass>: message", as ICRM.ajudge_item records it
+            if feedback.error.startswith(InputError.__name__):
+                raise ServiceError(400, "Bad Request", feedback.error)
+            raise ServiceError(502, "Bad Gateway", feedback.error)
         if feedback.parse_error:
             raise ServiceError(502, "Bad Gateway", f"the model's answer held no valid feedback: {feedback.parse_error}; "
                                f"raw answer: {feedback.raw_text[:500]!r}")
