@@ -108,6 +108,7 @@ def create_mock_app(config: MockConfig) -> FastAPI:
     @app.post("/v1/completions")
     @app.post("/openai/deployments/{deployment}/completions")
     async def completions(request: Request) -> Response:
+        """OpenAI completions: each prompt (string or list) answered by the first matching rule."""
         body = await read_body(request)
         prompts = _require(body, "prompt", (str, list))
         if isinstance(prompts, str):
@@ -136,6 +137,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
     @app.post("/v1/chat/completions")
     @app.post("/openai/deployments/{deployment}/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        """OpenAI chat completions, matched on the message contents joined by newlines;
+        ``stream: true`` answers with server-sent events."""
         body = await read_body(request)
         prompt = _messages_text(_require(body, "messages", list), "messages")
         rule, text = await answer(prompt, body)
@@ -155,6 +158,7 @@ def create_mock_app(config: MockConfig) -> FastAPI:
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
+        """Anthropic Messages, matched on the system text and message contents."""
         body = await read_body(request)
         system = body.get("system") or ""
         prompt = _messages_text(_require(body, "messages", list), "messages")
@@ -177,18 +181,22 @@ def create_mock_app(config: MockConfig) -> FastAPI:
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
+        """``mock`` and every model a rule names."""
         return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "icrm-mock"} for m in models]}
 
     @app.get("/health")
     async def health() -> dict[str, str]:
+        """Always ``{"status": "ok"}`` once serving."""
         return {"status": "ok"}
 
     @app.get("/mock/requests")
     async def list_requests() -> dict[str, Any]:
+        """The last 10,000 requests received, oldest first."""
         return {"requests": list(received)}
 
     @app.delete("/mock/requests")
     async def clear_requests() -> dict[str, int]:
+        """Empty the request log; returns how many were cleared."""
         count = len(received)
         received.clear()
         return {"cleared": count}
