@@ -69,10 +69,12 @@ async def run_batch(
         try:
             for item in iterator:  # next() runs to completion between awaits: safe to share
                 await queue.put((item, await work(item)))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises
+        except asyncio.CancelledError:
+            raise  # the consumer is gone: put nothing (the queue may be full)
+        except Exception as error:  # handed to the consumer, which re-raises it
             await queue.put(_Failure(error))
-        finally:
-            await queue.put(_WORKER_DONE)
+            return
+        await queue.put(_WORKER_DONE)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
     try:
