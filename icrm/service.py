@@ -29,7 +29,7 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import ConfigError, EngineError, ICRMError, InputError
@@ -475,12 +475,10 @@ class ServeConfig(BaseModel):
                 values[name] = env
         try:
             return cls.model_validate(values)
-        except Exception as e:  # pydantic's ValidationError, reworded to name the variable
-            errors = getattr(e, "errors", lambda: [])()
-            if errors:
-                field = str(errors[0]["loc"][0])
-                raise ConfigError(f"{field} (flag --{field} or ICRM_{field.upper()}): {errors[0]['msg']}") from None
-            raise
+        except ValidationError as e:  # reworded to name both the flag and the variable
+            first = e.errors()[0]
+            name = str(first["loc"][0])
+            raise ConfigError(f"{name} (flag --{name} or ICRM_{name.upper()}): {first['msg']}") from None
 
     def icrm_kwargs(self) -> dict[str, Any]:
         """The arguments for `ICRM`."""
