@@ -136,9 +136,13 @@ def llamacpp_argv(model_path: str | Path, model_alias: str, extra_args: Sequence
 
     Defaults (overridable by `extra_args`, which come last): an 8,192-token context;
     ``--n_threads`` from ``ICRM_LLAMACPP_THREADS`` (default 1, the safer choice on a
-    shared 2-core machine, DESIGN.md); ``--cache True`` so the shots prefix is reused
-    across interleaved requests; ``--logits_all False`` because icrm asks for no
-    logprobs and it saves memory.
+    shared 2-core machine, DESIGN.md); ``--cache False``: the server already reuses the
+    prefix it shares with the previous request, which with fixed shots is the whole shots
+    block, and its RAM prompt cache grew each worker past its 2 GiB cap to ~10 GB RSS
+    within 100 judgements (16 LLMBar judgements: 4.43 s each and 467 MB RSS without it,
+    4.80 s and 2.7 GB with it, same scores); ``--logits_all False`` because icrm asks
+    for no logprobs and it saves memory. Pass ``--cache True`` in `extra_args` to trade
+    memory for reuse across differing shots.
     """
     def build(port: int) -> list[str]:
         return [
@@ -147,7 +151,7 @@ def llamacpp_argv(model_path: str | Path, model_alias: str, extra_args: Sequence
             "--host", "127.0.0.1", "--port", str(port),
             "--n_ctx", str(LLAMACPP_N_CTX),
             "--n_threads", str(settings.llamacpp_threads()),
-            "--cache", "True", "--logits_all", "False",
+            "--cache", "False", "--logits_all", "False",
             *extra_args,
         ]
     return build
