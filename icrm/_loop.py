@@ -4,6 +4,7 @@ from any caller, including one that already runs a loop (Jupyter)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -11,6 +12,17 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+# How long an interrupted call may take to unwind (close its files, its HTTP requests).
+CANCEL_TIMEOUT_S = 10.0
+
+
+async def _cancel_pending() -> None:
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class LoopThread:
@@ -35,7 +47,27 @@ class LoopThread:
         if self.closed:
             coro.close()
             raise ConfigError("this object is closed; create a new one")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C or SIGTERM (SystemExit) while waiting: the coroutine still runs on
+            # the loop. Cancel it and let it unwind before the caller closes the clients
+            # it uses, so it neither records spurious request errors nor dies mid-write.
+            if not future.done():
+                self.cancel_pending()
+            raise
+
+    def cancel_pending(self) -> None:
+        """Cancel every task on the loop and wait (at most `CANCEL_TIMEOUT_S` seconds)
+        until they have unwound."""
+        if self.closed:
+            return
+        waiter = asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop)
+        try:
+            waiter.result(CANCEL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from 3.11 on
+            pass  # close() stops the loop regardless
 
     def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
         """Iterate an async generator on the loop from synchronous code, item by item.
@@ -59,9 +91,15 @@ class LoopThread:
                 self.run(close())
 
     def close(self) -> None:
-        """Stop the loop and join its thread. Idempotent."""
+        """Cancel what still runs, finalize async generators, stop the loop and join its
+        thread. Idempotent."""
         if self.closed:
             return
+        self.cancel_pending()
+        try:
+            asyncio.run_coroutine_threadsafe(self._loop.shutdown_asyncgens(), self._loop).result(CANCEL_TIMEOUT_S)
+        except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from 3.11 on
+            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()

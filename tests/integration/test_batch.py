@@ -101,6 +101,32 @@ def test_a_killed_run_loses_no_finished_row(mock_llm, tmp_path):
     assert {r["id"] for r in read_jsonl(out)} == {f"r{i}" for i in range(150)}
 
 
+@pytest.mark.mock_llm({"matches": [{"response": FEEDBACK, "delay_s": 0.05}]})
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_unwinds_quietly_and_resumes(mock_llm, tmp_path, signum):
+    source = write_jsonl(tmp_path / "in.jsonl", rows(100))
+    out = tmp_path / "out.jsonl"
+    args = ["--output", out, "--engine", "mock", "--base_url", mock_llm.base_url, "--num_shots", "0", "--concurrency", "4"]
+    process = subprocess.Popen([sys.executable, "-m", "icrm.cli", "score", source, *map(str, args)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or len(out.read_text().splitlines()) < 10) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 128 + signum
+    # The in-flight judgements are cancelled before the clients close: no tracebacks, no
+    # half-dead tasks, and no row recorded as a request error by the shutdown itself.
+    for noise in ("Traceback", "Task was destroyed", "Exception ignored"):
+        assert noise not in stderr, stderr
+    written = read_jsonl(out)
+    assert 10 <= len(written) < 100 and all(r["error"] is None for r in written)
+    result = icrm_score(source, *args)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["skipped"] == len(written)
+    assert {r["id"] for r in read_jsonl(out)} == {f"r{i}" for i in range(100)}
+
+
 @pytest.mark.mock_llm({"matches": [{"response": FEEDBACK}]})
 @pytest.mark.parametrize("kind", ["json", "parquet", "dataset_dir"])
 def test_other_input_kinds_and_stable_hash_ids(mock_llm, tmp_path, kind):
