@@ -138,9 +138,11 @@ def llamacpp_argv(model_path: str | Path, model_alias: str, extra_args: Sequence
     ``--n_threads`` from ``ICRM_LLAMACPP_THREADS`` (default 1, the safer choice on a
     shared 2-core machine, DESIGN.md); ``--cache False``: the server already reuses the
     prefix it shares with the previous request, which with fixed shots is the whole shots
-    block, and its RAM prompt cache grew each worker past its 2 GiB cap to ~10 GB RSS
-    within 100 judgements (16 LLMBar judgements: 4.43 s each and 467 MB RSS without it,
-    4.80 s and 2.7 GB with it, same scores); ``--logits_all False`` because icrm asks
+    block, while its RAM prompt cache counts only KV bytes against its 2 GiB cap, not
+    the ~100 MB logits copy each saved state carries (n_batch 512 x 49,152 vocab x 4 B,
+    llama-cpp-python 0.3.36 ``Llama.save_state``), so a worker grew to ~10 GB RSS within
+    100 judgements (16 LLMBar judgements: 4.43 s each and 467 MB RSS without it, 4.80 s
+    and 2.7 GB with it, same scores); ``--logits_all False`` because icrm asks
     for no logprobs and it saves memory. Pass ``--cache True`` in `extra_args` to trade
     memory for reuse across differing shots.
     """
