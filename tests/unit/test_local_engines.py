@@ -26,6 +26,7 @@ def test_llamacpp_command_line_and_thread_setting(monkeypatch):
     argv = llamacpp_argv("/m.gguf", "m", ["--n_ctx", "4096"])(9000)
     assert argv[:3] == [sys.executable, "-m", "llama_cpp.server"]
     assert argv[argv.index("--n_threads") + 1] == "2"
+    assert argv[argv.index("--cache") + 1] == "False"  # its RAM prompt cache outgrows its cap
     assert argv[-2:] == ["--n_ctx", "4096"]  # extra args come last, so they win
 
 
