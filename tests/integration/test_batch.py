@@ -107,8 +107,11 @@ def test_an_interrupted_run_unwinds_quietly_and_resumes(mock_llm, tmp_path, sign
     source = write_jsonl(tmp_path / "in.jsonl", rows(100))
     out = tmp_path / "out.jsonl"
     args = ["--output", out, "--engine", "mock", "--base_url", mock_llm.base_url, "--num_shots", "0", "--concurrency", "4"]
+    # A shell starts background jobs with SIGINT ignored, and Python keeps it ignored;
+    # the child gets the default disposition so the test means the same however CI runs.
     process = subprocess.Popen([sys.executable, "-m", "icrm.cli", "score", source, *map(str, args)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while (not out.exists() or len(out.read_text().splitlines()) < 10) and time.monotonic() < deadline:
         time.sleep(0.05)
