@@ -87,6 +87,11 @@ class Worker:
         self._failed = False  # keep the log of a worker that failed: errors point to it
 
     @property
+    def pid(self) -> int | None:
+        """The server process's id (None before `start()`), e.g. to read its memory."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def base_url(self) -> str:
         """The server's OpenAI base URL, e.g. ``http://127.0.0.1:41234/v1``."""
         return f"http://{self.host}:{self.port}/v1"
