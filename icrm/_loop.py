@@ -55,19 +55,21 @@ class LoopThread:
             # the loop. Cancel it and let it unwind before the caller closes the clients
             # it uses, so it neither records spurious request errors nor dies mid-write.
             if not future.done():
-                self.cancel_pending()
+                self._cancel_all()
             raise
 
-    def cancel_pending(self) -> None:
-        """Cancel every task on the loop and wait (at most `CANCEL_TIMEOUT_S` seconds)
-        until they have unwound."""
-        if self.closed:
-            return
-        waiter = asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop)
+    def _cancel_all(self) -> None:
+        # Cancel every task on the loop and wait (at most CANCEL_TIMEOUT_S) for them to unwind.
+        if not self.closed:
+            self._run_briefly(_cancel_pending())
+
+    def _run_briefly(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Shutdown steps: a coroutine that will not finish must not hang the caller,
+        # and close() stops the loop regardless.
         try:
-            waiter.result(CANCEL_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(coro, self._loop).result(CANCEL_TIMEOUT_S)
         except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from 3.11 on
-            pass  # close() stops the loop regardless
+            pass
 
     def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
         """Iterate an async generator on the loop from synchronous code, item by item.
@@ -95,11 +97,8 @@ class LoopThread:
         thread. Idempotent."""
         if self.closed:
             return
-        self.cancel_pending()
-        try:
-            asyncio.run_coroutine_threadsafe(self._loop.shutdown_asyncgens(), self._loop).result(CANCEL_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:  # the builtin TimeoutError only from 3.11 on
-            pass
+        self._cancel_all()
+        self._run_briefly(self._loop.shutdown_asyncgens())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()

@@ -69,9 +69,8 @@ async def run_batch(
         try:
             for item in iterator:  # next() runs to completion between awaits: safe to share
                 await queue.put((item, await work(item)))
-        except asyncio.CancelledError:
-            raise  # the consumer is gone: put nothing (the queue may be full)
-        except Exception as error:  # handed to the consumer, which re-raises it
+        except Exception as error:  # handed to the consumer, which re-raises it. Not
+            # CancelledError: then the consumer is gone and the queue may be full.
             await queue.put(_Failure(error))
             return
         await queue.put(_WORKER_DONE)
@@ -94,7 +93,7 @@ async def run_batch(
 
 
 class _Failure:
-    def __init__(self, error: BaseException) -> None:
+    def __init__(self, error: Exception) -> None:
         self.error = error
 
 

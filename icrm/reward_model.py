@@ -556,7 +556,6 @@ class ICRM:
         if self._loop.closed:
             return
         try:
-            self._loop.cancel_pending()  # e.g. an abandoned judge_iter: unwind it before its clients close
             self._loop.run(self.runner.aclose() if hasattr(self, "runner") else self.engine.aclose())
         finally:
             self._loop.close()
