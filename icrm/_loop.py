@@ -1,5 +1,7 @@
-"""A private event loop on a daemon thread, so the sync API can drive async engines
-from any caller, including one that already runs a loop (Jupyter)."""
+"""A private event loop on a daemon thread. Every engine client lives on it, so the
+sync API works from any thread (including one that runs a loop: Jupyter) and the async
+API from any event loop (an RL trainer's, ``asyncio.run`` called repeatedly): work is
+handed to this loop and awaited from the caller's."""
 
 from __future__ import annotations
 
@@ -57,6 +59,49 @@ class LoopThread:
             if not future.done():
                 self._cancel_all()
             raise
+
+    def is_current(self) -> bool:
+        """True when called from this loop's own thread (inside its coroutines)."""
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` on this loop from any other event loop (or directly when
+        already on it), so clients bound to this loop work from every caller.
+
+        Cancelling the awaiting task cancels `coro` on this loop.
+
+        Raises:
+            ConfigError: the loop is closed.
+        """
+        if self.is_current():
+            return await coro
+        if self.closed:
+            coro.close()
+            raise ConfigError("this object is closed; create a new one")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    async def aiterate(self, agen: AsyncIterator[T]) -> AsyncIterator[T]:
+        """Iterate an async generator that lives on this loop from any other loop."""
+        if self.is_current():
+            async for item in agen:
+                yield item
+            return
+
+        async def next_item() -> T:
+            return await agen.__anext__()
+
+        try:
+            while True:
+                try:
+                    yield await self.arun(next_item())
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self.closed:
+                await self.arun(agen.aclose())
 
     def _cancel_all(self) -> None:
         # Cancel every task on the loop and wait (at most CANCEL_TIMEOUT_S) for them to unwind.

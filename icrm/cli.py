@@ -1,236 +1,294 @@
 """The ``icrm`` command line (python-fire), a thin layer over the Python API.
 
-stdout holds only results (pretty JSON); logs go to stderr. An `ICRMError` is printed
-as one line: exit 2 for user and configuration errors, 1 for engine failures and
-unparseable answers, 130 on Ctrl-C. A traceback means a bug.
+Each command's flags are generated: its own options (a pydantic model below, or the
+service's `ServeSettings`), every `ICRMConfig` field whose surfaces name the command,
+and the generation flags. fire reads the generated ``__signature__``; every value is
+then parsed by the same models as the Python API (one boolean parser: ``--use_cache
+false`` is False), so a bad flag is one line naming it.
+
+stdout holds only results (pretty JSON); logs go to stderr. Exit status: 0 when every
+item got a verdict; 1 when some did not (an unparseable answer, a failed request; the
+counts are printed) or on an internal error; 2 for a user or configuration error, as
+one line ``icrm: error: ...``; 130 on Ctrl-C. A traceback means a bug.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import fire
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .engines.base import DEFAULT_TIMEOUT_S, check_generation_kwargs
+from .config import ICRMConfig, OptionalBool, config_error, option_default, option_surfaces
+from .engines.base import check_generation_kwargs
 from .errors import ConfigError, ICRMError, InputError
-from .inputs import load_example
 from .logs import enable_stderr_logging
-from .mock import serve_mock
-from .reward_model import ICRM
-from .service import ServeConfig
-from .service import serve as serve_app
 
-__all__ = ["main", "test", "score", "serve", "mock", "eval_rewardbench"]
+__all__ = ["main", "COMMANDS", "command_options", "GenerationFlags", "ScoreOptions", "EvalOptions"]
+
+logger = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def test(
-    file: str,
-    rm_type: str = "individual",
-    model_name: str | None = None,
-    engine: str | None = None,
-    num_shots: int = 3,
-    shots_pool_path: str | None = None,
-    template_path: str | None = None,
-    shot_template_path: str | None = None,
-    feedback_template_path: str | None = None,
-    completion: bool | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    top_p: float | None = None,
-    seed: int = 42,
-    shot_sampling_mode: str = "fixed",
-    base_url: str | None = None,
-    use_cache: bool = False,
-    max_retries: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    verbose: bool = False,
-) -> None:
-    """Judge one example file and print the feedback as JSON.
+class GenerationFlags(BaseModel):
+    """Generation kwargs as flags of ``test``, ``score`` and ``eval`` (unset = the defaults
+    of `icrm.reward_model.DEFAULT_GENERATION_KWARGS`)."""
 
-    FILE holds {"conversation": [...]} (individual) or {"conversation_A": [...],
-    "conversation_B": [...]} (pairwise). With no --model_name and no --engine, the
-    embedded SmolLM2-135M model runs on CPU. --seed seeds shot sampling and generation;
-    --base_url points any engine at another server; --use_cache answers repeated
-    requests from the generation cache; --timeout is per request, in seconds.
-    When the answer cannot be parsed, prints {"error", "raw"} and exits 1.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """Sampling temperature (default 0.0)."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Upper bound on generated tokens per judgement (default 3072)."""
+    top_p: float | None = Field(None, gt=0, le=1)
+    """Nucleus sampling mass (default 1.0)."""
+
+
+class ScoreOptions(BaseModel):
+    """``icrm score``'s own options (see `icrm.scoring.score_file`)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    concurrency: int = Field(8, ge=1)
+    """Requests in flight at most."""
+    limit: int | None = Field(None, ge=0)
+    """Score at most this many input rows."""
+    id_field: str = "id"
+    """The column holding row ids (else a stable hash of the row)."""
+    input_format: Literal["conversations", "rewardbench"] = "conversations"
+    """``conversations`` (conversation, or conversation_A + conversation_B) or
+    ``rewardbench`` (prompt, chosen, rejected)."""
+    split: str = "train"
+    """The split of a saved dataset directory or hub dataset."""
+    progress: OptionalBool = None
+    """Show the progress bar (default: only on a terminal)."""
+    overwrite: OptionalBool = False
+    """Start the output over instead of resuming it."""
+
+
+class EvalOptions(BaseModel):
+    """``icrm eval rewardbench``'s own options (see `icrm.evaluation.evaluate`)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    data: str | None = None
+    """A local file in RewardBench's schema (JSON, JSONL, Parquet)."""
+    dataset: str | None = None
+    """A hub dataset name (e.g. allenai/reward-bench), when online."""
+    split: str = "filtered"
+    """The hub split."""
+    results_dir: str = "results"
+    """Where outputs go: RESULTS_DIR/<rm_type>/<model>/<num_shots>_shots/."""
+    overwrite_results: OptionalBool = False
+    """Start over instead of resuming."""
+    limit: int | None = Field(None, ge=0)
+    """Evaluate the first N rows (after --subsets)."""
+    subsets: Any = None
+    """Comma-separated subsets to keep."""
+    position: Literal["random", "both"] = "random"
+    """Pairwise placement of chosen: seeded per row, or both orders."""
+    concurrency: int = Field(8, ge=1)
+    """Judgements in flight at most (changes no result)."""
+    progress: OptionalBool = None
+    """Show the progress bar (default: only on a terminal)."""
+
+
+def command_options(command: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The flags of a generated command, by name, with their defaults."""
+    return dict(inspect.signature(command).parameters)
+
+
+def _flags(name: str, models: tuple[type[BaseModel], ...], unset: bool = False
+           ) -> tuple[list[inspect.Parameter], list[str], list[str]]:
+    """The keyword flags of command `name`: every `ICRMConfig` field on its surface, then
+    the fields of `models`. With `unset`, every default is None (= not given), for a
+    command that merges flags with the environment.
+
+    Returns:
+        (parameters, the config field names among them, one help line per flag).
     """
-    flags = dict(locals())
-    example = load_example(file, rm_type)
-    generation_kwargs = _generation_kwargs(flags)
-    with _build_icrm(flags) as icrm:
-        feedback = icrm.judge(**example, **generation_kwargs)
+    config_fields = [f for f in ICRMConfig.model_fields if name in option_surfaces(f)]
+    fields = [(f, ICRMConfig.model_fields[f], option_default(f, name)) for f in config_fields]
+    fields += [(f, field, field.default) for model in models for f, field in model.model_fields.items()
+               if f not in config_fields]
+    params, docs = [], []
+    for field_name, field, field_default in fields:
+        params.append(inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=None if unset else field_default))
+        default = "" if field_default in (None, "") else f" (default {field_default})"
+        docs.append(f"  --{field_name}: {' '.join((field.description or '').split())}{default}")
+    return params, config_fields, docs
+
+
+def _command(name: str, positional: tuple[str, ...], models: tuple[type[BaseModel], ...],
+             run: Callable[..., None], doc: str, surface: str | None = None) -> Callable[..., None]:
+    """A fire command whose flags are `positional`, every `ICRMConfig` field on its
+    `surface` (default: `name`), and the fields of `models`; `run` gets the parsed values."""
+    params, config_fields, docs = _flags(surface or name, models)
+    signature = inspect.Signature([inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                   for p in positional] + params)
+
+    def command(*args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()  # the command's own defaults (eval's rm_type), not the config's
+        values = bound.arguments
+        given = {k: v for k, v in values.items() if k not in positional}
+        config = ICRMConfig.build(**{k: v for k, v in given.items() if k in config_fields and v is not None})
+        parsed = [_parse(model, {k: v for k, v in given.items() if k in model.model_fields and k not in config_fields})
+                  for model in models]
+        run(*(values.get(p) for p in positional), config, *parsed)
+
+    return _named(command, name, signature, doc, docs)
+
+
+def _named(command: Callable[..., None], name: str, signature: inspect.Signature, doc: str,
+           flag_docs: list[str]) -> Callable[..., None]:
+    command.__signature__ = signature  # type: ignore[attr-defined]
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = f"{doc}\n\nFlags:\n" + "\n".join(flag_docs)
+    return command
+
+
+def _parse(model: type[BaseModel], values: dict[str, Any]) -> Any:
+    try:
+        return model(**values)
+    except ValidationError as e:
+        error = config_error(e)
+        raise ConfigError(f"--{error}") from None
+
+
+def _generation_kwargs(flags: GenerationFlags, seed: int | None) -> dict[str, Any]:
+    given = {k: v for k, v in flags.model_dump().items() if v is not None}
+    if seed is not None:
+        given["seed"] = seed
+    return check_generation_kwargs(given)
+
+
+def _run_test(file: str, config: ICRMConfig, generation: GenerationFlags) -> None:
+    from .inputs import load_example
+    from .reward_model import ICRM
+
+    example = load_example(file, config.rm_type)
+    with ICRM.from_config(config) as icrm:
+        feedback = icrm.judge(**example, **_generation_kwargs(generation, config.seed))
     if feedback.ok:
         _print_json(feedback.to_dict())
         return
-    _print_json({"error": feedback.parse_error, "raw": feedback.raw_text})
+    _print_json({"error": feedback.error or feedback.parse_error, "error_kind": feedback.error_kind or "parse",
+                 "reason": feedback.parse_error_reason, "raw": feedback.raw_text})
     sys.exit(EXIT_FAILED)
 
 
-def mock(config: str, port: int | None = None, host: str = "127.0.0.1", debug: bool | None = None) -> None:
-    """Serve the mock LLM server in the foreground until Ctrl-C.
+def _run_score(input: str, output: str, config: ICRMConfig, generation: GenerationFlags,
+               options: ScoreOptions) -> None:
+    from .reward_model import ICRM
 
-    CONFIG is a YAML file of rules (inference-mock's format plus regex, model, status,
-    error, headers, delay_s, times, usage). --port overrides the config's port (default
-    11434); --debug logs every request.
-    """
-    serve_mock(config, host=host, port=port, debug=debug)
-
-
-def score(
-    input: str,
-    output: str,
-    rm_type: str = "individual",
-    model_name: str | None = None,
-    engine: str | None = None,
-    num_shots: int = 3,
-    shots_pool_path: str | None = None,
-    template_path: str | None = None,
-    shot_template_path: str | None = None,
-    feedback_template_path: str | None = None,
-    completion: bool | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    top_p: float | None = None,
-    seed: int = 42,
-    shot_sampling_mode: str = "fixed",
-    base_url: str | None = None,
-    use_cache: bool = False,
-    max_retries: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    num_workers: int = 1,
-    verbose: bool = False,
-    concurrency: int = 8,
-    limit: int | None = None,
-    id_field: str = "id",
-    format: str = "conversations",
-    split: str = "train",
-    progress: bool | None = None,
-) -> None:
-    """Score a dataset into a resumable JSONL file and print a summary as JSON.
-
-    INPUT is JSONL, JSON, Parquet, a saved 🤗 dataset directory or a hub dataset name;
-    rows hold conversation (individual) or conversation_A + conversation_B (pairwise), or
-    prompt/chosen/rejected with --format rewardbench. Re-running the same command skips
-    rows already done and retries failed ones. --progress shows the bar even when not on
-    a TTY. --num_workers starts that many local servers (e.g. 2 llama.cpp workers on a
-    2-core machine). Exits 1 when any row failed (its error is in the output).
-    """
-    flags = dict(locals())
-    generation_kwargs = _generation_kwargs(flags)
-    with _build_icrm(flags) as icrm:
-        summary = icrm.score(input, output, concurrency=concurrency, limit=limit, id_field=id_field,
-                             input_format=format, progress=progress, split=split, **generation_kwargs)
-    _print_json({**summary.__dict__, "prefix_cache_hit_rate": summary.prefix_cache_hit_rate,
-                 "output": str(output)})
-    if summary.errors:
+    if output is None:
+        raise ConfigError("give the results file: icrm score INPUT --output scores.jsonl")
+    with ICRM.from_config(config) as icrm:
+        summary = icrm.score(input, output, **options.model_dump(), **_generation_kwargs(generation, config.seed))
+    _print_json({**summary.__dict__, "prefix_cache_hit_rate": summary.prefix_cache_hit_rate, "output": str(output)})
+    if not summary.all_judged:
+        print(f"icrm: {summary.failed} item(s) have no verdict (errors {summary.errors}, unparseable "
+              f"{summary.parse_failures} this run); see 'error' in {output}", file=sys.stderr)
         sys.exit(EXIT_FAILED)
 
 
-def serve(
-    model_name: str | None = None,
-    engine: str | None = None,
-    rm_type: str | None = None,
-    num_shots: int | None = None,
-    shots_pool_path: str | None = None,
-    template_path: str | None = None,
-    shot_template_path: str | None = None,
-    feedback_template_path: str | None = None,
-    completion: bool | None = None,
-    seed: int | None = None,
-    shot_sampling_mode: str | None = None,
-    base_url: str | None = None,
-    num_workers: int | None = None,
-    use_cache: bool | None = None,
-    max_retries: int | None = None,
-    timeout: float | None = None,
-    host: str | None = None,
-    port: int | None = None,
-    api_key: str | None = None,
-    max_concurrency: int | None = None,
-    max_queue: int | None = None,
-    max_body_mb: float | None = None,
-    request_timeout_s: float | None = None,
-    failure_reward: float | None = None,
-    env_file: str | None = None,
-) -> None:
-    """Serve rewards over HTTP (Infernet /service_output, /v1/reward, OpenRLHF /get_reward).
-
-    Every flag can also come from ICRM_<FLAG> (e.g. ICRM_MODEL_NAME, ICRM_RM_TYPE) or an
-    --env_file of such lines. Binds 127.0.0.1:3000 unless told otherwise; --api_key
-    requires 'Authorization: Bearer <key>'.
-    """
-    flags = {k: v for k, v in locals().items() if k != "env_file"}
-    if flags["model_name"] is not None:  # fire turns a numeric name into an int
-        flags["model_name"] = str(flags["model_name"])
-    serve_app(ServeConfig.resolve(flags, env_file))
-
-
-def eval_rewardbench(
-    data: str | None = None,
-    dataset: str | None = None,
-    split: str = "filtered",
-    rm_type: str = "pairwise",
-    model_name: str | None = None,
-    engine: str | None = None,
-    num_shots: int = 3,
-    shot_sampling_mode: str = "fixed",
-    seed: int = 42,
-    shots_pool_path: str | None = None,
-    template_path: str | None = None,
-    shot_template_path: str | None = None,
-    feedback_template_path: str | None = None,
-    completion: bool | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    top_p: float | None = None,
-    base_url: str | None = None,
-    use_cache: bool = False,
-    max_retries: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    num_workers: int = 1,
-    results_dir: str = "results",
-    overwrite_results: bool = False,
-    limit: int | None = None,
-    subsets: Any = None,
-    position: str = "random",
-    concurrency: int = 8,
-    progress: bool | None = None,
-    verbose: bool = False,
-) -> None:
-    """Evaluate on RewardBench rows and print the official section table.
-
-    --data PATH (JSON, JSONL, Parquet: id, prompt, chosen, rejected, subset) or --dataset
-    allenai/reward-bench --split filtered. --position random|both places chosen in A/B
-    by a seeded hash of the row id, or judges both orders. Results go to
-    RESULTS_DIR/<rm_type>/<model>/<num_shots>_shots/ (rows.jsonl, summary.json,
-    accuracy.png); a re-run resumes. --subsets takes a comma-separated list.
-    """
+def _run_eval(config: ICRMConfig, generation: GenerationFlags, options: EvalOptions) -> None:
     from .evaluation import evaluate, format_table
+    from .reward_model import ICRM
 
-    flags = dict(locals())
-    generation_kwargs = _generation_kwargs({**flags, "seed": None})  # the seed places rows; sampling stays greedy
+    subsets = options.subsets
     wanted = [s.strip() for s in subsets.split(",")] if isinstance(subsets, str) else (list(subsets) if subsets else None)
-    with _build_icrm(flags) as icrm:
+    # The seed places rows and samples shots; generation stays greedy unless asked otherwise.
+    generation_kwargs = _generation_kwargs(generation, None)
+    with ICRM.from_config(config) as icrm:
         summary, out = icrm.run_sync(evaluate(
-            icrm, data=data, dataset=dataset, split=split, results_dir=results_dir, position=position,
-            overwrite_results=overwrite_results, limit=limit, subsets=wanted, concurrency=concurrency,
-            progress=progress, **generation_kwargs,
+            icrm, data=options.data, dataset=options.dataset, split=options.split, results_dir=options.results_dir,
+            position=options.position, overwrite_results=bool(options.overwrite_results), limit=options.limit,
+            subsets=wanted, concurrency=options.concurrency, progress=options.progress, **generation_kwargs,
         ))
     print(format_table(summary))
     print(f"results: {out}", file=sys.stderr)
-    if summary["counts"]["request_errors"]:
+    counts = summary["counts"]
+    if counts["request_errors"] or counts["parse_failures"]:
+        print(f"icrm: {counts['request_errors']} judgement(s) failed and {counts['parse_failures']} row(s) had an "
+              "unparseable answer", file=sys.stderr)
         sys.exit(EXIT_FAILED)
 
 
-COMMANDS = {"test": test, "score": score, "serve": serve, "mock": mock, "eval": {"rewardbench": eval_rewardbench}}
+def _serve_command() -> Callable[..., None]:
+    from .service import ServiceOptions, resolve_serve_options, serve
+
+    params, _, docs = _flags("serve", (ServiceOptions,), unset=True)
+    signature = inspect.Signature(params)
+
+    def command(**kwargs: Any) -> None:
+        serve(*resolve_serve_options(signature.bind(**kwargs).arguments))
+
+    return _named(command, "serve", signature, serve_doc, docs)
+
+
+def mock(config: str, port: int | None = None, host: str = "127.0.0.1", debug: Any = None) -> None:
+    """Serve the mock LLM server in the foreground until Ctrl-C.
+
+    CONFIG is a YAML file of rules (inference-mock's format plus regex, model, status,
+    error, headers, delay_s, times, usage, strict). --port overrides the config's port
+    (default 11434); --debug logs every request and response.
+    """
+    from .mock import serve_mock
+    from .settings import parse_bool
+
+    serve_mock(config, host=host, port=port, debug=None if debug is None else parse_bool(debug, "--debug"))
+
+
+serve_doc = """Serve rewards over HTTP (Infernet /service_output, /v1/reward, OpenRLHF /get_reward).
+
+Every flag can also come from ICRM_<FLAG> (e.g. ICRM_MODEL_NAME, ICRM_RM_TYPE) or an
+--env_file of such lines; a flag beats the environment, which beats the file. Binds
+127.0.0.1:3000 unless told otherwise; --api_key requires 'Authorization: Bearer <key>'."""
+
+test = _command("test", ("file",), (GenerationFlags,), _run_test, """Judge one example file and print the feedback as JSON.
+
+FILE holds {"conversation": [...]} (individual) or {"conversation_A": [...],
+"conversation_B": [...]} (pairwise). With no --model_name and no --engine, the embedded
+SmolLM2-135M model runs on CPU. When the answer holds no verdict, prints {"error",
+"reason", "raw"} and exits 1.""")
+
+score = _command("score", ("input", "output"), (GenerationFlags, ScoreOptions), _run_score,
+                 """Score a dataset into a resumable JSONL file and print a summary as JSON.
+
+INPUT is JSONL, JSON, Parquet, a saved 🤗 dataset directory or a hub dataset name;
+rows hold conversation (individual) or conversation_A + conversation_B (pairwise), or
+prompt/chosen/rejected with --input_format rewardbench. Re-running the same command
+skips final rows and redoes failed ones; another model, rm type, shots, templates or
+generation flags into the same OUTPUT is an error (--overwrite True starts over).
+Exits 0 when every row got a verdict, 1 when some did not (the counts are printed).""")
+
+eval_rewardbench = _command("rewardbench", (), (GenerationFlags, EvalOptions), _run_eval,
+                            """Evaluate on RewardBench rows and print the official section table.
+
+--data PATH (JSON, JSONL, Parquet: id, prompt, chosen, rejected, subset) or --dataset
+allenai/reward-bench --split filtered. --position random|both places chosen in A/B
+by a seeded hash of the row id, or judges both orders. Results go to
+RESULTS_DIR/<rm_type>/<model>/<num_shots>_shots/ (rows.jsonl, summary.json,
+accuracy.png); a re-run resumes (with the same run settings).""", surface="eval")
+
+COMMANDS: dict[str, Any] = {"test": test, "score": score, "mock": mock, "eval": {"rewardbench": eval_rewardbench}}
+
+
+def _commands() -> dict[str, Any]:
+    # serve's flags come from the service module, imported only when needed.
+    return {**COMMANDS, "serve": _serve_command()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -239,8 +297,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = sys.argv[1:] if argv is None else argv
     try:
-        _check_flags(argv)
-        fire.Fire(COMMANDS, command=argv, name="icrm")
+        commands = _commands() if argv[:1] == ["serve"] else COMMANDS
+        _check_flags(argv, commands)
+        fire.Fire(commands, command=argv, name="icrm")
     except (ConfigError, InputError) as e:
         _fail(e, EXIT_USER_ERROR)
     except ICRMError as e:
@@ -248,34 +307,19 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("icrm: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:  # a bug: one line here, the traceback with ICRM_LOG=debug
+        logger.debug("internal error", exc_info=True)
+        print(f"icrm: internal error: {type(e).__name__}: {e} (a bug in icrm; ICRM_LOG=debug shows the traceback)",
+              file=sys.stderr)
+        sys.exit(EXIT_FAILED)
 
 
-# The flags of test / score / eval that are `ICRM` arguments of the same name.
-_ICRM_FLAGS = (
-    "model_name", "shots_pool_path", "rm_type", "engine", "completion", "num_shots", "template_path",
-    "shot_template_path", "feedback_template_path", "verbose", "seed", "shot_sampling_mode", "base_url",
-    "use_cache", "max_retries", "timeout", "num_workers",
-)
-
-
-def _build_icrm(flags: dict[str, Any]) -> ICRM:
-    kwargs = {k: flags[k] for k in _ICRM_FLAGS if k in flags}
-    if kwargs.get("model_name") is not None:  # fire turns a numeric name into an int
-        kwargs["model_name"] = str(kwargs["model_name"])
-    return ICRM(**kwargs)
-
-
-def _generation_kwargs(flags: dict[str, Any]) -> dict[str, Any]:
-    given = {k: flags.get(k) for k in ("temperature", "max_tokens", "top_p", "seed")}
-    return check_generation_kwargs({k: v for k, v in given.items() if v is not None})
-
-
-def _check_flags(argv: list[str]) -> None:
+def _check_flags(argv: list[str], commands: dict[str, Any]) -> None:
     """Reject unknown flags before the command runs (fire would run it first, then
     complain about the flags it could not use)."""
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or argv[0] not in commands:
         return
-    command: Any = COMMANDS[argv[0]]
+    command: Any = commands[argv[0]]
     name, rest = argv[0], argv[1:]
     if isinstance(command, dict):  # a group, e.g. `icrm eval rewardbench`
         if not rest or rest[0] not in command:
@@ -289,9 +333,12 @@ def _check_flags(argv: list[str]) -> None:
             continue
         flag = token[2:].split("=", 1)[0].replace("-", "_")
         if flag not in params and not (flag.startswith("no") and flag[2:] in params):
+            import difflib
+
+            close = difflib.get_close_matches(flag, params, n=1)
             raise ConfigError(
-                f"unknown flag --{flag} for 'icrm {name}'; known flags: "
-                + ", ".join(f"--{p}" for p in inspect.signature(command).parameters)
+                f"unknown flag --{flag} for 'icrm {name}'" + (f" (did you mean --{close[0]}?)" if close else "")
+                + "; known flags: " + ", ".join(f"--{p}" for p in inspect.signature(command).parameters)
             )
 
 

@@ -7,6 +7,7 @@ starting with ``user`` and ending with ``assistant`` (the response being judged)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from .errors import InputError
 __all__ = ["Turn", "Conversation", "check_same_context"]
 
 ROLES = ("system", "user", "assistant")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 NO_HISTORY = "N/A"
 
 
@@ -132,6 +134,16 @@ def check_same_context(a: Conversation, b: Conversation) -> None:
             )
 
 
+def _valid_unicode(text: str, where: str) -> str:
+    # A lone surrogate (from JSON "\ud800") cannot be encoded to send: reject it here,
+    # as the input error it is, not later as a failed request.
+    match = _SURROGATE.search(text)
+    if match:
+        raise InputError(f"{where}: 'content' holds a lone surrogate {match.group()!r} at character "
+                         f"{match.start()}; it is not valid Unicode text")
+    return text
+
+
 def _parse_turn(message: Any, where: str) -> Turn:
     if not isinstance(message, dict):
         raise InputError(f"{where}: expected a {{'role', 'content'}} dict, got {type(message).__name__}")
@@ -145,12 +157,12 @@ def _parse_turn(message: Any, where: str) -> Turn:
 
 def _text_content(content: Any, where: str) -> str:
     if isinstance(content, str):
-        return content
+        return _valid_unicode(content, where)
     if isinstance(content, Sequence) and all(
         isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         for p in content
     ):
-        return "".join(p["text"] for p in content)
+        return _valid_unicode("".join(p["text"] for p in content), where)
     raise InputError(
         f"{where}: 'content' must be a string (or a list of {{'type': 'text', 'text': ...}} "
         f"parts), got {type(content).__name__}"

@@ -1,24 +1,21 @@
-"""Feedback: the typed result of a judgement, its JSON schema, and the parser that turns
-model text into it.
+"""Feedback: the typed result of a judgement, its JSON schema, and the parser entry point.
 
-Parsing is strict about the one field that matters (``score`` or ``choice``) and
-forgiving about JSON syntax: broken JSON is repaired with `json_repair`, the first
-complete object wins (a model that runs on into another example cannot overwrite its
-answer), and a missing or invalid score/choice is a `FeedbackParseError` carrying the
-raw text — never an invented value.
+Parsing (`icrm.parsing`) is strict about the verdict and forgiving only about JSON
+syntax: an answer yields a ``score`` or ``choice`` only when it holds exactly one
+feedback object of the expected shape; a truncated, ambiguous or shape-less answer is a
+`FeedbackParseError` carrying the raw text and a reason — never an invented value.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Literal, Union
 
-import json_repair
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .engines.base import Usage
 from .errors import ConfigError, FeedbackParseError
+from .parsing import normalize_choice, normalize_score, parse_object
 
 __all__ = [
     "RM_TYPES",
@@ -42,10 +39,6 @@ MIN_SCORE, MAX_SCORE = 1, 10
 # (DESIGN.md, measured on SmolLM2-135M); llama.cpp compiles maxLength into its grammar.
 TEXT_FIELD_MAX_CHARS = 240
 
-# Where a model that runs on past its answer starts another block; a broken first
-# object is cut here before repair so a later example's feedback cannot leak into it.
-_RUN_ON = re.compile(r"<\||\n#{2,3} |\n\s*\n\s*\{")
-_SCORE_TEXT = re.compile(r"^\s*(\d+)(?:\.0+)?\s*(?:/\s*10\s*)?$")
 
 
 class _FeedbackBase(BaseModel):
@@ -58,9 +51,17 @@ class _FeedbackBase(BaseModel):
     parse_error: str | None = None
     """Why the text holds no valid feedback; None when it parsed. When set, the score
     or choice is None."""
+    parse_error_reason: str | None = None
+    """With ``parse_error``: one of `icrm.errors.PARSE_REASONS` (``truncated``,
+    ``ambiguous``, ``missing_keys``, ...)."""
+    finish_reason: str | None = None
+    """Why the server stopped generating (``stop``, ``length``, ...), when it said."""
     error: str | None = None
     """Why there is no answer at all (an invalid input or an engine failure in a batch);
     None otherwise. When set, ``raw_text`` is empty."""
+    error_kind: str | None = None
+    """With ``error``: the error's kind (``input``, ``engine``, ``engine_unavailable``,
+    ``engine_status``, ``config``, ``internal``), see `icrm.errors`."""
     cache_hit: bool = False
     """True when the text came from the generation cache, not a new request."""
     shot_ids: list[str] | None = None
@@ -135,7 +136,8 @@ _FEEDBACK_CLASSES: dict[str, type[_FeedbackBase]] = {
     "individual": IndividualFeedback,
     "pairwise": PairwiseFeedback,
 }
-_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "error", "cache_hit", "latency_s", "shot_ids")
+_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "parse_error_reason", "finish_reason", "error", "error_kind",
+                    "cache_hit", "latency_s", "shot_ids")
 _TEXT_FIELDS = {
     name
     for cls in _FEEDBACK_CLASSES.values()
@@ -183,37 +185,33 @@ def feedback_json_schema(rm_type: str) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-def parse_feedback(text: str, rm_type: str) -> dict[str, Any]:
-    """Parse a model's answer into a feedback dict.
+def parse_feedback(text: str, rm_type: str, finish_reason: str | None = None) -> dict[str, Any]:
+    """Parse a model's answer into a feedback dict (the rule is in `icrm.parsing`).
 
     Args:
         text: the generated text (the model's continuation after ``<|begin_of_feedback|>``).
         rm_type: ``individual`` or ``pairwise``.
+        finish_reason: the server's finish reason; ``length`` means the answer was cut.
 
     Returns:
-        The first JSON object in `text`, with ``score`` normalised to an int in 1–10
-        (individual) or ``choice`` to one of `PAIRWISE_CHOICES` (pairwise). Other keys are
-        kept as the model wrote them.
+        The one feedback object in `text`, with ``score`` an int in 1–10 (individual) or
+        ``choice`` one of `PAIRWISE_CHOICES` (pairwise). Other keys as the model wrote them.
 
     Raises:
-        FeedbackParseError: no JSON object, or a missing/invalid score or choice. Its
-            ``raw_text`` is `text`.
+        FeedbackParseError: no verdict; ``raw_text`` is `text`, ``reason`` says why.
 
-    >>> parse_feedback('{"intent": "x", "score": "7/10"} <|end_of_feedback|> {"score": 1}', "individual")["score"]
+    >>> parse_feedback('{"intent": "i", "checklist": "c", "strengths": "s", "weaknesses": "w", "score": "7/10"}'
+    ...                '<|end_of_feedback|> {"score": 1}', "individual")["score"]
     7
-    >>> parse_feedback('{"choice": "B+", "analysis of A": "ok"', "pairwise")["choice"]
-    'B+'
-    >>> parse_feedback('{"score": 11}', "individual")
+    >>> parse_feedback('{"choice": "B+", "analysis of A": "ok"', "pairwise")
     Traceback (most recent call last):
     ...
-    icrm.errors.FeedbackParseError: score 11 is outside 1-10
+    icrm.errors.FeedbackParseError: truncated answer: the feedback object is still open where the answer ends
     """
-    obj = _first_object(text)
-    if check_rm_type(rm_type) == "individual":
-        obj["score"] = _parse_score(obj.get("score"), text)
-    else:
-        obj["choice"] = _parse_choice(obj.get("choice"), text)
-    return obj
+    keys = feedback_keys(rm_type)
+    if rm_type == "individual":
+        return parse_object(text, "score", keys, normalize_score, finish_reason)
+    return parse_object(text, "choice", keys, lambda v, t: normalize_choice(v, t, PAIRWISE_CHOICES), finish_reason)
 
 
 def build_feedback(text: str, rm_type: str, usage: Usage | None = None, **envelope: Any) -> Feedback:
@@ -223,70 +221,21 @@ def build_feedback(text: str, rm_type: str, usage: Usage | None = None, **envelo
         text: the model's answer.
         rm_type: ``individual`` or ``pairwise``.
         usage: the request's token counts.
-        **envelope: ``cache_hit``, ``latency_s`` (seconds), ``shot_ids``, or ``error``
-            (no answer at all: then `text` is empty and no parse is attempted).
+        **envelope: ``finish_reason``, ``cache_hit``, ``latency_s`` (seconds),
+            ``shot_ids``, or ``error`` + ``error_kind`` (no answer at all: then `text` is
+            empty and no parse is attempted).
 
     Returns:
         `IndividualFeedback` or `PairwiseFeedback` carrying `text`, `usage` and the
-        envelope; when the text holds no valid feedback its ``parse_error`` says why and
-        score/choice is None.
+        envelope; when the text holds no valid feedback its ``parse_error`` and
+        ``parse_error_reason`` say why and score/choice is None.
     """
     cls = _FEEDBACK_CLASSES[check_rm_type(rm_type)]
     if envelope.get("error") is not None:
         return cls(raw_text=text, usage=usage, **envelope)
     try:
-        obj = parse_feedback(text, rm_type)
+        obj = parse_feedback(text, rm_type, envelope.get("finish_reason"))
     except FeedbackParseError as e:
-        return cls(raw_text=text, usage=usage, parse_error=str(e), **envelope)
+        return cls(raw_text=text, usage=usage, parse_error=str(e), parse_error_reason=e.reason, **envelope)
     fields = {k: obj.get(k) for k in feedback_keys(rm_type)}
     return cls.model_validate({**fields, "raw_text": text, "usage": usage, **envelope})
-
-
-def _first_object(text: str) -> dict[str, Any]:
-    body = text.split(END_OF_FEEDBACK, 1)[0]
-    start = body.find("{")
-    if start < 0:
-        raise FeedbackParseError("no JSON object in the model's answer", text)
-    try:
-        obj, _ = json.JSONDecoder().raw_decode(body, start)
-    except json.JSONDecodeError:
-        fragment = body[start:]
-        run_on = _RUN_ON.search(fragment, 1)
-        if run_on:
-            fragment = fragment[: run_on.start()]
-        obj = json_repair.loads(fragment)
-        if isinstance(obj, list):
-            obj = next((o for o in obj if isinstance(o, dict)), None)
-    if not isinstance(obj, dict) or not obj:
-        raise FeedbackParseError("no JSON object in the model's answer", text)
-    return obj
-
-
-def _parse_score(value: Any, text: str) -> int:
-    if value is None:
-        raise FeedbackParseError("the feedback has no 'score'", text)
-    score: int | None = None
-    if isinstance(value, bool):
-        score = None
-    elif isinstance(value, int):
-        score = value
-    elif isinstance(value, float) and value.is_integer():
-        score = int(value)
-    elif isinstance(value, str) and (m := _SCORE_TEXT.match(value)):
-        score = int(m.group(1))
-    if score is None:
-        raise FeedbackParseError(f"score {value!r} is not an integer", text)
-    if not MIN_SCORE <= score <= MAX_SCORE:
-        raise FeedbackParseError(f"score {score} is outside {MIN_SCORE}-{MAX_SCORE}", text)
-    return score
-
-
-def _parse_choice(value: Any, text: str) -> str:
-    if value is None:
-        raise FeedbackParseError("the feedback has no 'choice'", text)
-    choice = "".join(value.split()) if isinstance(value, str) else value
-    if choice not in PAIRWISE_CHOICES:
-        raise FeedbackParseError(
-            f"choice {value!r} is not one of {', '.join(PAIRWISE_CHOICES)}", text
-        )
-    return choice

@@ -8,14 +8,17 @@ feedback with the raw text, usage and any parse error.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import os
 import random
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._loop import LoopThread
+from .config import ICRMConfig
 from .batch import run_batch
 from .conversation import Conversation, check_same_context
 from .engines import Engine, GenerationRequest, GenerationResult, create_engine
@@ -24,7 +27,7 @@ from .engines.cache import GenerationCache
 from .engines.registry import resolve_api_key
 from .engines.retry import RetryPolicy
 from .engines.runner import RequestRunner, UsageTotals
-from .errors import ConfigError, EngineError, InputError
+from .errors import ConfigError, ICRMError, InputError
 from .feedback import (
     END_OF_FEEDBACK,
     Feedback,
@@ -137,46 +140,68 @@ class ICRM:
         log_file: str | Path | None = None,
         constrain_output: bool | None = None,
     ) -> None:
-        # Everything needed to rebuild this instance in another process (see __getstate__).
-        self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.rm_type = check_rm_type(rm_type)
-        if completion not in (None, True, False):
-            raise ConfigError(f"completion must be True, False or None, got {completion!r}")
-        self.num_shots = num_shots
-        self.shot_sampling_mode = shot_sampling_mode
-        self.seed = seed
-        self.verbose = verbose
-        self._rng = random.Random(seed)
-        self.template = _load_template(template_path, rm_type, "overall", rm_type)
-        self.shot_template = _load_template(shot_template_path, rm_type, "shot", f"{rm_type}_shot")
-        self.feedback_template = _load_feedback_template(feedback_template_path, rm_type)
-        self.shots_pool = ShotsPool.load(shots_pool_path, rm_type)
+        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self._setup(ICRMConfig.build(**options))
+
+    @classmethod
+    def from_config(cls, config: ICRMConfig) -> ICRM:
+        """An `ICRM` from a validated `ICRMConfig` (launching its workers).
+
+        Raises:
+            ConfigError / EngineError: as `ICRM`.
+        """
+        icrm = cls.__new__(cls)
+        icrm._setup(config)
+        return icrm
+
+    def _setup(self, config: ICRMConfig) -> None:
+        self.config = config
+        rm_type = self.rm_type = config.rm_type
+        self.num_shots = config.num_shots
+        self.shot_sampling_mode = config.shot_sampling_mode
+        self.seed = config.seed
+        self.verbose = config.verbose
+        self._rng = random.Random(config.seed)
+        self.template = _load_template(config.template_path, rm_type, "overall", rm_type)
+        self.shot_template = _load_template(config.shot_template_path, rm_type, "shot", f"{rm_type}_shot")
+        self.feedback_template = _load_feedback_template(config.feedback_template_path, rm_type)
+        self.shots_pool = ShotsPool.load(config.shots_pool_path, rm_type)
         self._rendered_shots: dict[tuple[int, ...], str] = {}
         self.template_hash = hashlib.sha256(
             "\0".join(t.text for t in (self.template, self.shot_template, self.feedback_template)).encode()
         ).hexdigest()[:12]
         # Check num_shots and the mode now, not at the first call.
-        self.shots_pool.sample(num_shots, shot_sampling_mode, random.Random(seed))
-        retry = RetryPolicy.from_env(max_retries)
-        cache = GenerationCache(cache_dir) if (use_cache or overwrite_cache) else None
-        if verbose:
+        self.shots_pool.sample(config.num_shots, config.shot_sampling_mode, random.Random(config.seed))
+        if config.verbose:
             enable_stderr_logging("INFO")
-        engine_name = engine or ("llamacpp" if model_name is None else "vllm")
+        self._start_engine(config)
+
+    def _start_engine(self, config: ICRMConfig) -> None:
+        # The loop, the engine (its clients and workers) and the runner: what a forked
+        # child must rebuild, the rest being plain data.
+        retry = RetryPolicy.from_env(config.max_retries)
+        cache = GenerationCache(config.cache_dir) if (config.use_cache or config.overwrite_cache) else None
+        if cache is not None:
+            cache.open()
+        engine_name = config.engine or ("llamacpp" if config.model_name is None else "vllm")
         self._loop = LoopThread()
+        self._pid = os.getpid()
         try:
             self.engine: Engine = create_engine(
-                engine_name, model_name,
-                completion=completion, base_url=base_url, api_key=api_key, api_version=api_version,
-                num_workers=num_workers, num_gpu_per_worker=num_gpu_per_worker,
-                worker_addrs=worker_addrs, worker_args=worker_args, timeout_s=timeout,
+                engine_name, config.model_name,
+                completion=config.completion, base_url=config.base_url, api_key=config.api_key,
+                api_version=config.api_version, num_workers=config.num_workers,
+                num_gpu_per_worker=config.num_gpu_per_worker, worker_addrs=config.worker_addrs,
+                worker_args=config.worker_args, timeout_s=config.timeout,
             )
         except BaseException:
             self._loop.close()
             raise
-        self.constrain_output = self.engine.constrain_by_default if constrain_output is None else constrain_output
+        self.constrain_output = (self.engine.constrain_by_default if config.constrain_output is None
+                                 else config.constrain_output)
         self.runner = RequestRunner(
-            self.engine, retry, cache=cache, overwrite_cache=overwrite_cache, log_file=log_file,
-            secrets=[k for k in (resolve_api_key(engine_name, api_key),) if k],
+            self.engine, retry, cache=cache, overwrite_cache=config.overwrite_cache, log_file=config.log_file,
+            secrets=[k for k in (resolve_api_key(engine_name, config.api_key),) if k],
         )
         if self.constrain_output and not self.engine.json_schema_supported:
             self.close()
@@ -319,9 +344,13 @@ class ICRM:
             InputError / ConfigError: bad conversations or shots.
             EngineError: the engine failed.
         """
+        return await self._async(self._ajudge(conversation, conversation_A, conversation_B, shots, generation_kwargs))
+
+    async def _ajudge(self, conversation: Any, conversation_A: Any, conversation_B: Any, shots: Any,
+                      generation_kwargs: dict[str, Any]) -> Feedback:
         result, chosen = await self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs)
-        return build_feedback(result.text, self.rm_type, result.usage, cache_hit=result.cache_hit,
-                              latency_s=result.latency_s, shot_ids=[s.id for s in chosen])
+        return build_feedback(result.text, self.rm_type, result.usage, finish_reason=result.finish_reasons[0],
+                              cache_hit=result.cache_hit, latency_s=result.latency_s, shot_ids=[s.id for s in chosen])
 
     def judge(
         self,
@@ -332,7 +361,7 @@ class ICRM:
         **generation_kwargs: Any,
     ) -> Feedback:
         """The synchronous `ajudge`: same arguments, returns, and errors."""
-        return self._loop.run(self.ajudge(conversation, conversation_A, conversation_B, shots, **generation_kwargs))
+        return self._sync(self._ajudge(conversation, conversation_A, conversation_B, shots, generation_kwargs))
 
     # -- many at once ----------------------------------------------------------------
 
@@ -363,12 +392,18 @@ class ICRM:
             ConfigError: bad `shots`, generation kwargs or `concurrency` (they apply to
                 every item, so nothing runs).
         """
-        check_generation_kwargs({**DEFAULT_GENERATION_KWARGS, **generation_kwargs})
+        self._check_process()
+        async for entry in self._loop.aiterate(self._ajudge_stream(items, concurrency, shots, generation_kwargs)):
+            yield entry
+
+    async def _ajudge_stream(self, items: Iterable[dict[str, Any]], concurrency: int, shots: Any,
+                             generation_kwargs: dict[str, Any]) -> AsyncIterator[tuple[int, Feedback]]:
+        check_generation_kwargs(generation_kwargs)
         if shots is not None:
             shots = ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
 
         async def work(indexed: tuple[int, dict[str, Any]]) -> Feedback:
-            return await self.ajudge_item(indexed[1], shots, generation_kwargs)
+            return await self._ajudge_item(indexed[1], shots, generation_kwargs)
 
         async for (index, _), feedback in run_batch(enumerate(items), work, concurrency):
             yield index, feedback
@@ -378,9 +413,15 @@ class ICRM:
         ``conversation_B``) that records input and engine errors on the feedback's
         ``error`` instead of raising them — for batches and services.
 
-        Raises:
-            ConfigError: bad shots or generation kwargs (they are the caller's, not the item's).
+        Every fault while judging this item becomes its ``error`` with an
+        ``error_kind`` (``input``, ``engine``, ``engine_unavailable``, ``engine_status``,
+        ``config``; ``internal`` for a bug, logged with its traceback), so one item never
+        stops the others. Check the caller's shots and generation kwargs before a batch
+        (`check_generation_kwargs`): they apply to every item.
         """
+        return await self._async(self._ajudge_item(item, shots, generation_kwargs))
+
+    async def _ajudge_item(self, item: Any, shots: Any, generation_kwargs: dict[str, Any] | None) -> Feedback:
         generation_kwargs = generation_kwargs or {}
         try:
             if not isinstance(item, dict):
@@ -388,9 +429,14 @@ class ICRM:
             extra = sorted(set(item) - set(INPUT_FIELDS[self.rm_type]))
             if extra:
                 raise InputError(f"unexpected field(s) {', '.join(extra)} for rm_type={self.rm_type!r}")
-            return await self.ajudge(**item, shots=shots, **generation_kwargs)
-        except (InputError, EngineError) as error:
-            return build_feedback("", self.rm_type, error=f"{type(error).__name__}: {error}")
+            return await self._ajudge(item.get("conversation"), item.get("conversation_A"), item.get("conversation_B"),
+                                      shots, generation_kwargs)
+        except ICRMError as error:
+            return build_feedback("", self.rm_type, error=str(error), error_kind=error.kind)
+        except Exception as error:  # a bug: logged in full, recorded on this item only
+            logger.exception("internal error while judging an item")
+            return build_feedback("", self.rm_type, error=f"internal error: {type(error).__name__}: {error}",
+                                  error_kind="internal")
 
     async def ajudge_many(
         self,
@@ -400,8 +446,12 @@ class ICRM:
         **generation_kwargs: Any,
     ) -> list[Feedback]:
         """`ajudge_stream`, collected: one feedback per item, in input order."""
+        return await self._async(self._ajudge_many(items, concurrency, shots, generation_kwargs))
+
+    async def _ajudge_many(self, items: Iterable[dict[str, Any]], concurrency: int, shots: Any,
+                           generation_kwargs: dict[str, Any]) -> list[Feedback]:
         results: dict[int, Feedback] = {}
-        async for index, feedback in self.ajudge_stream(items, concurrency, shots, **generation_kwargs):
+        async for index, feedback in self._ajudge_stream(items, concurrency, shots, generation_kwargs):
             results[index] = feedback
         return [results[i] for i in range(len(results))]
 
@@ -413,9 +463,9 @@ class ICRM:
         **generation_kwargs: Any,
     ) -> list[Feedback]:
         """The synchronous `ajudge_many`."""
-        return self._loop.run(self.ajudge_many(items, concurrency, shots, **generation_kwargs))
+        return self._sync(self._ajudge_many(items, concurrency, shots, generation_kwargs))
 
-    def judge_iter(
+    def judge_stream(
         self,
         items: Iterable[dict[str, Any]],
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -423,7 +473,10 @@ class ICRM:
         **generation_kwargs: Any,
     ) -> Iterator[tuple[int, Feedback]]:
         """The synchronous `ajudge_stream`: ``(index, feedback)`` as each finishes."""
-        return self._loop.iterate(self.ajudge_stream(items, concurrency, shots, **generation_kwargs))
+        self._check_process()
+        return self._loop.iterate(self._ajudge_stream(items, concurrency, shots, generation_kwargs))
+
+    judge_iter = judge_stream  # its first name
 
     def rm_multi(
         self,
@@ -484,28 +537,65 @@ class ICRM:
         """Score a dataset file into a resumable JSONL results file.
 
         See `icrm.scoring.score_file` for `source`, `output`, the options (concurrency,
-        limit, id_field, input_format, progress, split, generation kwargs), the row
-        format and the errors.
+        limit, id_field, input_format, progress, split, overwrite, generation kwargs),
+        the row format and the errors.
         """
-        return self.run_sync(score_file(self, source, output, **options))
+        return self._sync(score_file(self, source, output, **options))
+
+    async def ascore(self, source: str | Path, output: str | Path, **options: Any) -> ScoreSummary:
+        """`score`, awaited from any event loop."""
+        return await self._async(score_file(self, source, output, **options))
 
     def run_sync(self, awaitable: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine that uses this ICRM (e.g. `icrm.evaluation.evaluate`) on its
         private event loop, from synchronous code; returns its result or raises its error."""
-        return self._loop.run(awaitable)
+        return self._sync(awaitable)
 
-    def provenance(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What produced a result: model, engine, template hash, seed, shot settings and
-        the generation kwargs in effect (defaults merged with `generation_kwargs`)."""
+    # -- where work runs -----------------------------------------------------------------
+
+    def _check_process(self) -> None:
+        # After a fork (datasets.map(num_proc=N) with a global ICRM), the loop thread and
+        # the clients are the parent's: rebuild them before the child's first call.
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        self._check_process()
+        return self._loop.run(coro)
+
+    async def _async(self, coro: Coroutine[Any, Any, T]) -> T:
+        self._check_process()
+        return await self._loop.arun(coro)
+
+    def run_fields(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What defines this instance's judgements (a run's fingerprint fields): model,
+        engine, rm type, mode (completion / chat), constrained output, template hash,
+        shots (pool hash, number, sampling mode, seed) and the generation kwargs in
+        effect (defaults merged with `generation_kwargs`)."""
         return {
             "model": self.model_name,
             "engine": self.engine.name,
+            "rm_type": self.rm_type,
+            "mode": "completion" if self.engine.completion else "chat",
+            "constrain_output": self.constrain_output,
             "template_hash": self.template_hash,
+            "shots_hash": self.shots_pool.hash,
             "seed": self.seed,
             "num_shots": self.num_shots,
             "shot_sampling_mode": self.shot_sampling_mode,
             "generation_kwargs": {**DEFAULT_GENERATION_KWARGS, **(generation_kwargs or {})},
         }
+
+    provenance = run_fields
+
+    def check_generation_kwargs(self, kwargs: dict[str, Any], also: Sequence[str] = ()) -> dict[str, Any]:
+        """Validate a caller's generation kwargs (see `icrm.engines.base.check_generation_kwargs`).
+
+        Raises:
+            ConfigError: an unknown name (hinting at `also`, the caller's other options)
+                or a bad value.
+        """
+        return check_generation_kwargs(kwargs, also)
 
     def rm(
         self,
@@ -527,8 +617,8 @@ class ICRM:
                 feedback; its ``raw_text`` keeps the answer.
             InputError / ConfigError / EngineError: as `ajudge`.
         """
-        text = self._loop.run(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs))[0].text
-        return parse_feedback(text, self.rm_type) if parse_json else text
+        result = self._sync(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs))[0]
+        return parse_feedback(result.text, self.rm_type, result.finish_reasons[0]) if parse_json else result.text
 
     __call__ = rm
 
@@ -553,6 +643,8 @@ class ICRM:
 
     def close(self) -> None:
         """Close the engine and stop every worker this instance started. Idempotent."""
+        if self._pid != os.getpid():  # a forked copy: the parent's loop and workers are not ours
+            return
         if self._loop.closed:
             return
         try:
@@ -564,24 +656,39 @@ class ICRM:
         """Pickle as configuration, not as live clients: a copy in another process (e.g.
         a `datasets.map(num_proc=N)` worker) reconnects to this instance's running
         workers by address, never launching its own, and shares its cache directory."""
-        config = dict(self._config)
-        worker_urls = [w.base_url for w in getattr(self.engine, "workers", [])]
-        if worker_urls:
-            config["worker_addrs"] = worker_urls
-        return {"config": config, "rng_state": self._rng.getstate()}
+        return {"config": self._config_for_copies(), "rng_state": self._rng.getstate()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["config"])  # type: ignore[misc]
+        config = state["config"]
+        self._setup(config if isinstance(config, ICRMConfig) else ICRMConfig.build(**config))
         self._rng.setstate(state["rng_state"])
 
-    async def aclose(self) -> None:
-        """`close` from async code, on the running loop (where a service used the engine)."""
+    def _config_for_copies(self) -> ICRMConfig:
+        worker_urls = [w.base_url for w in getattr(self.engine, "workers", [])]
+        return self.config.model_copy(update={"worker_addrs": tuple(worker_urls)}) if worker_urls else self.config
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child the loop thread, the HTTP clients and the SQLite connection
+        are the parent's and unusable: rebuild them against the parent's running workers
+        (which stay the parent's to stop)."""
         if self._loop.closed:
+            raise ConfigError("this object is closed; create a new one")
+        config = self._config_for_copies()
+        for worker in getattr(self.engine, "workers", []):
+            worker.disown()
+        self._start_engine(config)
+
+    async def aclose(self) -> None:
+        """`close`, awaited from any event loop."""
+        if self._pid != os.getpid() or self._loop.closed:
             return
-        try:
-            await self.runner.aclose()
-        finally:
-            self._loop.close()
+        await asyncio.to_thread(self.close)
+
+    async def __aenter__(self) -> ICRM:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def __enter__(self) -> ICRM:
         return self

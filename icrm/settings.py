@@ -13,6 +13,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 __all__ = [
+    "parse_bool",
     "env_bool",
     "log_level",
     "llamacpp_threads",
@@ -41,23 +42,48 @@ ICRM_RETRY_WAIT_MAX = "ICRM_RETRY_WAIT_MAX"
 ICRM_CACHE_DIR = "ICRM_CACHE_DIR"
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(value: object, name: str) -> bool:
+    """The one boolean parser of every flag, option and ``ICRM_*`` variable.
+
+    Accepts a bool, the ints 0 and 1, and (any case) ``true/false``, ``1/0``,
+    ``yes/no``, ``on/off``.
+
+    Raises:
+        ConfigError: anything else, naming `name` — never a truthy guess.
+
+    >>> parse_bool("False", "--use_cache"), parse_bool("yes", "ICRM_VERBOSE"), parse_bool(0, "x")
+    (False, True, False)
+    >>> parse_bool("maybe", "--use_cache")
+    Traceback (most recent call last):
+    ...
+    icrm.errors.ConfigError: --use_cache must be a boolean (true/false, 1/0, yes/no, on/off), got 'maybe'
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ConfigError(f"{name} must be a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    """Parse a boolean environment variable (``1/true/yes/on`` or ``0/false/no/off``).
+    """A boolean environment variable (`parse_bool`); unset or empty = `default`.
 
     Raises:
         ConfigError: any other value, naming the variable.
     """
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+    return parse_bool(value, name)
 
 
 def log_level() -> str | None:

@@ -8,6 +8,7 @@ pairwise shots are ``{"conversation_A": [...], "conversation_B": [...], "feedbac
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
 import random
@@ -53,6 +54,10 @@ class ShotsPool:
         self.shots = list(shots)
         self.rm_type = rm_type
         self.source = source
+        # What the shots say, not where they came from: a run's fingerprint changes when
+        # a pool's content does.
+        canonical = json.dumps([s.record for s in self.shots], sort_keys=True, ensure_ascii=False, default=str)
+        self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def __len__(self) -> int:
         return len(self.shots)

@@ -61,7 +61,9 @@ class AnthropicEngine(Engine):
         extra_body: dict[str, Any] = {}
         for key, value in request.kwargs.items():
             key = _RENAMED.get(key, key)
-            if key in _DROPPED:
+            if key == "extra_body":
+                extra_body.update(value)
+            elif key in _DROPPED:
                 logger.debug("%s: the Messages API has no %r; not sent", self.name, key)
             elif value is not None:
                 # Newer SDKs drop some API fields (temperature, top_p) from create()'s

@@ -6,8 +6,11 @@ mode) or message list (chat mode) plus generation kwargs.
 
 from __future__ import annotations
 
+import difflib
+import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -22,6 +25,7 @@ __all__ = [
     "Usage",
     "Engine",
     "check_generation_kwargs",
+    "GENERATION_KWARGS",
 ]
 
 DEFAULT_TIMEOUT_S = 600.0  # per request; long generations on slow local servers take minutes
@@ -41,30 +45,73 @@ class GenerationKwargs(TypedDict, total=False):
     top_logprobs: int
 
 
-def check_generation_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Check the types of the known generation kwargs; others pass through unchecked.
+# Generation kwargs icrm passes to servers: the OpenAI API's sampling parameters and the
+# extra ones vLLM / SGLang / llama.cpp read from the body. Anything else goes in
+# ``extra_body={...}``, explicitly, so a typo is an error instead of a failed request.
+GENERATION_KWARGS = frozenset({
+    "temperature", "top_p", "max_tokens", "stop", "n", "seed", "logprobs", "top_logprobs",
+    "presence_penalty", "frequency_penalty", "logit_bias", "user",
+    "top_k", "min_p", "repetition_penalty", "min_tokens", "ignore_eos", "skip_special_tokens",
+    "extra_body",
+})
+
+
+def check_generation_kwargs(kwargs: dict[str, Any], also: Iterable[str] = ()) -> dict[str, Any]:
+    """Check generation kwargs: known names (`GENERATION_KWARGS`) with values of the
+    right type; ``extra_body`` (a dict) carries anything a particular server takes.
+
+    Args:
+        kwargs: the caller's generation kwargs.
+        also: other option names valid where the kwargs were given, for the
+            "did you mean" hint of an unknown name.
 
     Returns:
         `kwargs`, with a single ``stop`` string turned into a list.
 
     Raises:
-        ConfigError: naming the kwarg and the expected type.
+        ConfigError: an unknown name (with the closest known one), or a value of the
+            wrong type or not finite, naming the kwarg and what it must be.
 
     >>> check_generation_kwargs({"max_tokens": "many"})
     Traceback (most recent call last):
     ...
     icrm.errors.ConfigError: max_tokens must be a whole number >= 1, got 'many'
+    >>> check_generation_kwargs({"temprature": 0.5})
+    Traceback (most recent call last):
+    ...
+    icrm.errors.ConfigError: unknown option 'temprature' (did you mean 'temperature'?); generation kwargs are ...
     """
+    unknown = sorted(set(kwargs) - GENERATION_KWARGS)
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, [*GENERATION_KWARGS, *also], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown option {name!r}{hint}; generation kwargs are {', '.join(sorted(GENERATION_KWARGS - {'extra_body'}))}; "
+            "pass anything else a server takes as extra_body={...}"
+        )
+
     def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def whole(value: Any, low: int | None = None) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and (low is None or value >= low)
 
     checks: dict[str, tuple[Any, str]] = {
-        "temperature": (lambda v: number(v) and v >= 0, "a number >= 0"),
+        "temperature": (lambda v: number(v) and v >= 0, "a finite number >= 0"),
         "top_p": (lambda v: number(v) and 0 < v <= 1, "a number in (0, 1]"),
-        "max_tokens": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
-        "n": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number >= 1"),
-        "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+        "max_tokens": (lambda v: whole(v, 1), "a whole number >= 1"),
+        "n": (lambda v: whole(v, 1), "a whole number >= 1"),
+        "seed": (whole, "a whole number"),
         "stop": (lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a string or a list of strings"),
+        "presence_penalty": (number, "a finite number"),
+        "frequency_penalty": (number, "a finite number"),
+        "repetition_penalty": (lambda v: number(v) and v > 0, "a finite number > 0"),
+        "min_p": (lambda v: number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+        "top_k": (whole, "a whole number"),
+        "min_tokens": (lambda v: whole(v, 0), "a whole number >= 0"),
+        "top_logprobs": (lambda v: whole(v, 0), "a whole number >= 0"),
+        "extra_body": (lambda v: isinstance(v, dict), "a dict of extra request fields"),
     }
     out = dict(kwargs)
     if isinstance(out.get("stop"), str):

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .. import settings
 from ..errors import ConfigError
 from .base import Engine, GenerationRequest, GenerationResult, Usage
 
 __all__ = ["GenerationCache", "cache_key"]
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, result TEXT NOT NULL, created REAL NOT NULL)"
 BUSY_TIMEOUT_S = 30.0
@@ -37,6 +42,20 @@ def cache_key(engine: Engine, request: GenerationRequest) -> str:
         "json_schema": request.json_schema if engine.json_schema_supported else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _decode(stored: str) -> GenerationResult:
+    data = json.loads(stored)
+    texts, finish_reasons = data["texts"], data["finish_reasons"]
+    if not (isinstance(texts, list) and texts and all(isinstance(t, str) for t in texts)):
+        raise ValueError("'texts' is not a non-empty list of strings")
+    if not (isinstance(finish_reasons, list) and len(finish_reasons) == len(texts)):
+        raise ValueError("'finish_reasons' does not match 'texts'")
+    return GenerationResult(
+        texts=tuple(texts), finish_reasons=tuple(finish_reasons),
+        usage=Usage.model_validate(data["usage"]), latency_s=float(data["latency_s"]),
+        engine=str(data["engine"]), model=str(data["model"]), cache_hit=True,
+    )
 
 
 class GenerationCache:
@@ -58,6 +77,15 @@ class GenerationCache:
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
+    def open(self) -> None:
+        """Open the file now, so a bad cache directory fails before any work.
+
+        Raises:
+            ConfigError: the directory cannot be created or the file opened.
+        """
+        with self._lock:
+            self._connect()
+
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             try:
@@ -71,17 +99,25 @@ class GenerationCache:
         return self._connection
 
     def get(self, key: str) -> GenerationResult | None:
-        """The stored result for `key`, marked ``cache_hit=True``, or None."""
-        with self._lock:
-            row = self._connect().execute("SELECT result FROM generations WHERE key = ?", (key,)).fetchone()
+        """The stored result for `key`, marked ``cache_hit=True``, or None.
+
+        A row that cannot be read back (corrupt, or written by another program) is a
+        miss, logged at warning level; the next successful `put` replaces it.
+        """
+        try:
+            with self._lock:
+                row = self._connect().execute("SELECT result FROM generations WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as e:
+            logger.warning("generation cache %s: read failed, treated as a miss (%s)", self.path, e)
+            return None
         if row is None:
             return None
-        data = json.loads(row[0])
-        return GenerationResult(
-            texts=tuple(data["texts"]), finish_reasons=tuple(data["finish_reasons"]),
-            usage=Usage.model_validate(data["usage"]), latency_s=data["latency_s"],
-            engine=data["engine"], model=data["model"], cache_hit=True,
-        )
+        try:
+            return _decode(row[0])
+        except (ValueError, TypeError, KeyError, ValidationError) as e:
+            logger.warning("generation cache %s: unreadable row %s… treated as a miss (%s: %s)",
+                           self.path, key[:12], type(e).__name__, str(e).partition("\n")[0])
+            return None
 
     def put(self, key: str, result: GenerationResult) -> None:
         """Store a successful `result` under `key` (replacing any older one)."""
@@ -90,11 +126,14 @@ class GenerationCache:
             "usage": result.usage.model_dump(), "latency_s": result.latency_s,
             "engine": result.engine, "model": result.model,
         }
-        with self._lock:
-            self._connect().execute(
-                "INSERT OR REPLACE INTO generations (key, result, created) VALUES (?, ?, ?)",
-                (key, json.dumps(data, ensure_ascii=False), time.time()),
-            )
+        try:
+            with self._lock:
+                self._connect().execute(
+                    "INSERT OR REPLACE INTO generations (key, result, created) VALUES (?, ?, ?)",
+                    (key, json.dumps(data, ensure_ascii=False), time.time()),
+                )
+        except sqlite3.Error as e:  # the answer is still returned; only its caching failed
+            logger.warning("generation cache %s: write failed (%s)", self.path, e)
 
     def close(self) -> None:
         """Close the connection (it reopens on next use)."""

@@ -9,15 +9,17 @@ is served natively differ.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import openai
 
-from ..errors import EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError
+from ..errors import EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError, ICRMError, InputError
 from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
 from .worker import Worker
 
@@ -127,7 +129,10 @@ class OpenAICompatibleEngine(Engine):
         body: dict[str, Any] = {"model": self.model}
         extra_body: dict[str, Any] = {}
         for key, value in request.kwargs.items():
-            (body if key in _SDK_PARAMS else extra_body)[key] = value
+            if key == "extra_body":
+                extra_body.update(value)
+            else:
+                (body if key in _SDK_PARAMS else extra_body)[key] = value
         if request.json_schema is not None and self.structured_output is not None:
             extra_body.update(_structured_output(self.structured_output, request.json_schema))
         if extra_body:
@@ -151,6 +156,11 @@ class OpenAICompatibleEngine(Engine):
             texts = [c.text if request.prompt is not None else (c.message.content or "") for c in choices]
         except AttributeError:
             raise EngineError(f"{self.name}: malformed response from the server: choices without text") from None
+        # A chat message may have no content (the model said nothing: the parser calls
+        # that empty); a completion choice must have text.
+        if not all(isinstance(t, str) for t in texts):
+            raise EngineError(f"{self.name}: malformed response from the server: a choice's 'text' is "
+                              f"{next(t for t in texts if not isinstance(t, str))!r}, not a string")
         logprobs = [_dump(getattr(c, "logprobs", None)) for c in choices]
         return GenerationResult(
             texts=tuple(texts),
@@ -203,37 +213,60 @@ def _usage(usage: Any) -> Usage:
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), or None."""
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), or
+    None when absent or unreadable (``soon``): then the retry policy's own backoff applies.
+
+    >>> retry_after_seconds({"retry-after": "2"}), retry_after_seconds({"retry-after": "soon"})
+    (2.0, None)
+    """
     if headers is None:
         return None
-    if (ms := headers.get("retry-after-ms")) is not None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
         try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
+            seconds = float(value) / scale
+        except (TypeError, ValueError):
+            seconds = _http_date_seconds(value) if scale == 1.0 else None
+        if seconds is not None and math.isfinite(seconds):
+            return max(0.0, seconds)
+    return None
+
+
+def _http_date_seconds(value: Any) -> float | None:
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+        parsed = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:  # RFC 9110 dates are GMT
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.timestamp() - time.time()
 
 
-def map_openai_error(error: Exception, engine: str) -> EngineError:
-    """Map an `openai` SDK exception into icrm's error tree (never includes the key)."""
+def map_openai_error(error: Exception, engine: str) -> ICRMError:
+    """Map an `openai` SDK exception into icrm's error tree (never includes the key).
+
+    A request that cannot be encoded (a lone surrogate in the text, a non-finite number)
+    is the caller's `InputError`, not a server fault.
+    """
     if isinstance(error, openai.APITimeoutError):
-        return EngineTimeoutError(f"{engine}: the request timed out")
+        return EngineTimeoutError(f"{engine}: the request timed out", engine=engine)
     if isinstance(error, openai.APIConnectionError):
-        return EngineConnectionError(f"{engine}: cannot connect to the server ({error})")
+        return EngineConnectionError(f"{engine}: cannot connect to the server ({error})", engine=engine)
     if isinstance(error, openai.APIStatusError):
         return EngineStatusError(
             f"{engine}: the server answered HTTP {error.status_code}: {error.message}",
             status_code=error.status_code,
             body=error.body,
             retry_after_s=retry_after_seconds(error.response.headers),
+            engine=engine,
         )
+    if isinstance(error, UnicodeEncodeError):
+        return InputError(f"the text to judge is not valid Unicode ({error.reason} at character {error.start}); "
+                          "remove lone surrogates such as \\ud800", engine=engine)
+    if isinstance(error, ValueError) and "JSON compliant" in str(error):
+        return InputError(f"a generation kwarg is not a finite number ({error})", engine=engine)
     if isinstance(error, (openai.APIResponseValidationError, ValueError)):
-        return EngineError(f"{engine}: malformed response from the server: {error}")
-    return EngineError(f"{engine}: {type(error).__name__}: {error}")
+        return EngineError(f"{engine}: malformed response from the server: {error}", engine=engine)
+    return EngineError(f"{engine}: {type(error).__name__}: {error}", engine=engine)

@@ -153,8 +153,13 @@ def _api_engine(
     if completion and not spec.has_completion:
         raise ConfigError(f"engine '{name}' has no completion mode: drop --completion or pass --completion False")
     key = resolve_api_key(name, api_key)
+    if not key and base_url:
+        # A server of the caller's own (a local vLLM, a gateway) may need no key; the
+        # SDK insists on one, so send a placeholder. A server that wants one answers 401.
+        key = _UNUSED_KEY
     if not key:
-        raise ConfigError(f"engine '{name}' needs an API key: set {spec.key_env} or pass api_key")
+        raise ConfigError(f"engine '{name}' needs an API key: set {spec.key_env} or pass api_key "
+                          "(or point base_url at a server that needs none)")
     mode = spec.default_completion if completion is None else completion
     if name == "claude":
         anthropic = _import_sdk("anthropic", name)

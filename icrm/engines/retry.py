@@ -28,9 +28,10 @@ RETRY_AFTER_CAP_S = 60.0
 
 
 def is_retryable(error: BaseException) -> bool:
-    """True for connection errors, timeouts, HTTP 429 and 5xx."""
+    """True for connection errors, timeouts, HTTP 429 and 5xx; False for a worker
+    process that exited (retrying cannot bring it back)."""
     if isinstance(error, EngineConnectionError):
-        return True
+        return error.retryable
     return isinstance(error, EngineStatusError) and (error.status_code == 429 or error.status_code >= 500)
 
 

@@ -3,14 +3,15 @@
 One launcher serves every local engine (llama.cpp, vLLM, SGLang): a free port on
 127.0.0.1, the server's output in a log file, readiness by polling, fast failure with the
 log tail when the process dies, and the whole process group killed on `close()` or at
-interpreter exit.
+interpreter exit. Each server runs under a small guard process (`icrm.engines.guard`)
+that kills the group within a fraction of a second when the launching process dies,
+however it dies and from whichever thread it launched the worker.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -18,13 +19,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import httpx
 
-from ..errors import EngineError
+from ..errors import EngineConnectionError, EngineError
 
 __all__ = ["Worker", "free_port", "log_tail"]
 
@@ -35,6 +36,7 @@ POLL_INTERVAL_S = 0.25
 STOP_GRACE_S = 5.0
 
 _live_workers: set[Worker] = set()
+_GUARD = Path(__file__).with_name("guard.py")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,13 +85,19 @@ class Worker:
         self.startup_timeout_s = startup_timeout_s
         fd, self.log_path = tempfile.mkstemp(prefix=f"icrm-{name}-", suffix=".log")
         os.close(fd)
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | None = None  # the guard, which leads the group
         self._failed = False  # keep the log of a worker that failed: errors point to it
 
     @property
     def pid(self) -> int | None:
         """The server process's id (None before `start()`), e.g. to read its memory."""
-        return self._process.pid if self._process is not None else None
+        if self._process is None:
+            return None
+        try:  # the guard's one child is the server
+            children = Path(f"/proc/{self._process.pid}/task/{self._process.pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return int(children[0]) if children else self._process.pid
 
     @property
     def base_url(self) -> str:
@@ -110,14 +118,14 @@ class Worker:
         logger.debug("%s worker command: %s", self.name, " ".join(self.argv))
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                self.argv,
+                [sys.executable, "-I", str(_GUARD), str(os.getpid()), "--", *self.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,  # its own process group, so close() kills all of it
-                preexec_fn=_die_with_parent_hook(),
             )
+        _register_exit_hook()
         _live_workers.add(self)
         deadline = time.monotonic() + self.startup_timeout_s
         with httpx.Client(timeout=2.0) as client:
@@ -148,10 +156,18 @@ class Worker:
             code = self._process.returncode
             self._failed = True
             _live_workers.discard(self)
-            raise EngineError(
+            raise EngineConnectionError(
                 f"{self.name} worker exited with status {code} (log: {self.log_path}); "
-                f"last log lines:\n{log_tail(self.log_path)}"
+                f"last log lines:\n{log_tail(self.log_path)}",
+                retryable=False, engine=self.name, exit_status=code, log_path=self.log_path,
             )
+
+    def disown(self) -> None:
+        """Forget the server without stopping it: in a forked child, the worker is still
+        the parent's to stop (the child only talks to it by address)."""
+        self._process = None
+        self._failed = True  # keep the log: it is the parent's
+        _live_workers.discard(self)
 
     def close(self) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after 5 s. Idempotent.
@@ -188,22 +204,17 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-@atexit.register
 def _close_live_workers() -> None:
     for worker in list(_live_workers):
         worker.close()
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """On Linux, have the kernel SIGTERM the worker if this process dies without cleanup
-    (e.g. SIGKILL). The signal fires when the *thread* that forked exits, so only use it
-    when launching from the main thread, which lives as long as the process."""
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
+_exit_hook_registered = False
 
-    def hook() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
-    return hook
+def _register_exit_hook() -> None:
+    # At the first launch, not at import: importing icrm registers nothing.
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        atexit.register(_close_live_workers)
+        _exit_hook_registered = True

@@ -28,7 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch import BatchProgress, ResultWriter, load_done_ids, read_results, read_rows, run_batch
+from ..batch import (
+    BadRow,
+    BatchProgress,
+    ResultWriter,
+    check_same_run,
+    is_finished,
+    read_results,
+    read_rows,
+    run_batch,
+    run_fingerprint,
+)
 from ..errors import ConfigError, InputError
 from ..scoring import result_row
 from ..shots import Shot
@@ -78,6 +88,8 @@ def load_rows(data: str | Path | None = None, dataset: str | None = None, split:
     wanted = set(subsets) if subsets else None
     rows: list[dict[str, Any]] = []
     for number, row in enumerate(read_rows(source, split)):
+        if isinstance(row, BadRow):  # a benchmark must be whole: stop before any judgement
+            raise InputError(row.message)
         missing = [f for f in REQUIRED_FIELDS if f not in row]
         if missing:
             raise InputError(f"{source} row {number}: missing {', '.join(missing)} (RewardBench rows need "
@@ -138,16 +150,24 @@ def _judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], position: str, seed:
 
 
 async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, position: str, seed: int,
-                         concurrency: int, progress: bool | None, **generation_kwargs: Any) -> tuple[int, int]:
+                         concurrency: int, progress: bool | None, overwrite: bool = False,
+                         **generation_kwargs: Any) -> tuple[int, int]:
     """Judge every row not yet finished in `rows_path`, appending one line per judgement.
 
     Returns:
         (judgements run now, judgements skipped as already done).
+
+    Raises:
+        ConfigError: `rows_path` holds judgements of another run (another model,
+            temperature, shots, ...), naming the fields that differ.
     """
-    done = load_done_ids(rows_path, lambda record: record.get("error_kind") != "request")
+    fields = {**icrm.run_fields(generation_kwargs), "position": position}
+    provenance = {**fields, "fingerprint": run_fingerprint(fields)}
+    records = read_results(rows_path)
+    check_same_run(records, fields, rows_path, "pass --overwrite_results True to start over")
+    done = {i for i, record in records.items() if is_finished(record)}
     todo = [j for j in _judgements(icrm, rows, position, seed) if j.id not in done]
     skipped = sum(1 for _ in _judgements(icrm, rows, position, seed)) - len(todo)
-    provenance = icrm.provenance(generation_kwargs)
     bar = BatchProgress(len(todo), progress)
 
     async def work(judgement: _Judgement) -> Any:
@@ -179,7 +199,7 @@ def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, posit
         if any(r is None for r in judged.values()):
             missing += 1
             continue
-        errors += sum(r["error_kind"] == "request" for r in judged.values())
+        errors += sum(r.get("error_kind") not in (None, "parse") for r in judged.values())
         for r in judged.values():
             distribution[str(r.get("choice") if icrm.rm_type == "pairwise" else r.get("score"))] += 1
         if icrm.rm_type == "individual":
@@ -264,7 +284,7 @@ async def evaluate(
         "num_shots": icrm.num_shots, "shot_sampling_mode": icrm.shot_sampling_mode, "seed": icrm.seed,
         "position": position if icrm.rm_type == "pairwise" else None, "template_hash": icrm.template_hash,
         "icrm_version": __version__, "data": str(data or f"{dataset}:{split}"), "subsets": list(subsets or []),
-        "limit": limit, "generation_kwargs": icrm.provenance(generation_kwargs)["generation_kwargs"],
+        "limit": limit, "generation_kwargs": icrm.run_fields(generation_kwargs)["generation_kwargs"],
         "judgements_run": ran, "judgements_skipped": skipped, "seconds": time.perf_counter() - start,
     }
     summary = summarize(icrm, rows, rows_path, position, icrm.seed, meta)

@@ -153,7 +153,7 @@ def test_other_input_kinds_and_stable_hash_ids(mock_llm, tmp_path, kind):
 @pytest.mark.skipif(not LLMBAR.exists(), reason="../shared/data is not beside the checkout")
 def test_rewardbench_rows_score_pairwise_and_individual(mock_llm, tmp_path):
     out = tmp_path / "pairwise.jsonl"
-    result = icrm_score(LLMBAR, "--output", out, "--rm_type", "pairwise", "--format", "rewardbench", "--limit", "5",
+    result = icrm_score(LLMBAR, "--output", out, "--rm_type", "pairwise", "--input_format", "rewardbench", "--limit", "5",
                         "--engine", "mock", "--base_url", mock_llm.base_url)
     assert result.returncode == 0, result.stderr
     assert [r["choice"] for r in read_jsonl(out)] == ["B+"] * 5

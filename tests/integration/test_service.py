@@ -95,7 +95,7 @@ def test_chain_input_and_bad_items_are_400_in_infernet_shape(service_factory):
     assert_infernet_error(service.post("/service_output", {"source": 1, "data": {"conversation": FLIGHT[:1]}}), 400,
                           "at least 2 turns")
     assert_infernet_error(service.post("/service_output", {"source": 1, "data": {"conversation": FLIGHT, "bogus": 1}}),
-                          422, "data.OffchainData.bogus")
+                          422, "data.bogus: unknown field")
     assert_infernet_error(service.post("/v1/reward", {"rm_type": "individual"}), 422, "items")
     assert_infernet_error(service.post("/v1/reward", {"rm_type": "pairwise", "items": [{"conversation": FLIGHT}]}),
                           400, "this server judges 'individual'")
@@ -124,8 +124,9 @@ def test_openrlhf_get_reward_contract(service_factory):
     body = response.json()
     assert body["rewards"] == pytest.approx([6 / 9, 6 / 9]) and body["scores"] == body["rewards"]
     assert body["extra_logs"]["icrm_failed"] == [0.0, 0.0]
+    # A judge that answers an error is not a reward: the request fails (OpenRLHF retries it).
     failing = service.post("/get_reward", {"query": ["ENGINE-FAILS now"], "prompts": ["ENGINE-FAILS"], "labels": [""]})
-    assert failing.json()["rewards"] == [0.0] and failing.json()["extra_logs"]["icrm_failed"] == [1.0]
+    assert_infernet_error(failing, 502, "the judge failed to answer")
     assert_infernet_error(service.post("/get_reward", {"query": ["a", "b"], "prompts": ["a"]}), 422, "prompts")
 
 
@@ -157,7 +158,7 @@ def test_body_cap_timeout_and_engine_failure(service_factory):
     slow = {"source": 1, "data": {"conversation": user_assistant("SLOW please", "y")}}
     assert_infernet_error(service.post("/service_output", slow), 504, "longer than 0.5 s")
     failing = {"source": 1, "data": {"conversation": user_assistant("ENGINE-FAILS", "y")}}
-    assert_infernet_error(service.post("/service_output", failing), 502, "boom")
+    assert_infernet_error(service.post("/service_output", failing), 502, "request id")
     # None of that took the server down.
     assert service.post("/service_output", {"source": 1, "data": {"conversation": FLIGHT}}).json()["score"] == 7
 
@@ -206,4 +207,4 @@ def test_bad_configuration_is_one_line_and_exit_2(tmp_path):
                             capture_output=True, text=True, timeout=60, env={**os.environ, "ICRM_NUM_SHOTS": "many"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "icrm: error: num_shots (flag --num_shots or ICRM_NUM_SHOTS): Input should be a valid integer, unable to parse string as an integer"]
+        "icrm: error: num_shots (flag --num_shots or ICRM_NUM_SHOTS) must be a whole number, got 'many'"]

@@ -42,7 +42,10 @@ def test_wrong_mode_calls_are_clear_errors():
         ({"engine": "claude", "model_name": "m", "api_key": "k", "constrain_output": True}, "cannot constrain output"),
         ({"engine": "anthropic", "model_name": "m", "completion": True}, "'claude' has no completion mode"),
         ({"engine": "azure", "model_name": "m", "api_key": "k"}, "set AZURE_OPENAI_ENDPOINT or pass base_url"),
-        ({"completion": "yes"}, "completion must be True, False or None"),
+        ({"completion": "maybe"}, "completion must be a boolean"),
+        ({"timeout": "abc"}, "timeout must be a finite number, got 'abc'"),
+        ({"timeout": -5}, "timeout must be a number > 0, got -5"),
+        ({"use_cache": "maybe"}, "use_cache must be a boolean"),
     ],
 )
 def test_engine_configuration_errors_name_the_fix(kwargs, expected):

@@ -1,0 +1,217 @@
+"""`ICRMConfig`: every option of an `ICRM`, defined once.
+
+Each field has its type, default and docstring here, and says on which surfaces it
+appears (`Field(json_schema_extra={"surfaces": ...})`):
+
+- ``test``, ``score``, ``eval``, ``serve``: a flag of that ``icrm`` command;
+- ``env``: an ``ICRM_<FIELD>`` variable of the reward service (``icrm serve``, and its
+  ``--env_file``).
+
+The CLI and the service generate their options from these fields, so adding an option
+is one edit here. Values are parsed once, here: booleans with `icrm.settings.parse_bool`
+(``"false"`` is False, ``"maybe"`` is an error), numbers by pydantic with bounds, so a
+bad value anywhere is one `ConfigError` naming the option.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .settings import parse_bool
+
+__all__ = ["ICRMConfig", "SURFACES", "COMMANDS", "option_surfaces", "option_default", "env_name", "config_error", "Bool", "OptionalBool"]
+
+COMMANDS = ("test", "score", "eval", "serve")
+SURFACES = (*COMMANDS, "env")
+_EVERYWHERE = SURFACES
+_PYTHON_ONLY: tuple[str, ...] = ()
+
+
+def _bool(value: Any, info: Any) -> Any:
+    return parse_bool(value, info.field_name)
+
+
+def _optional_bool(value: Any, info: Any) -> Any:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "auto")):
+        return None
+    return parse_bool(value, info.field_name)
+
+
+def _path_text(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+Bool = Annotated[bool, BeforeValidator(_bool)]
+OptionalBool = Annotated["bool | None", BeforeValidator(_optional_bool)]
+PathText = Annotated["str | None", BeforeValidator(_path_text)]
+
+
+def _on(*surfaces: str, **defaults: Any) -> dict[str, Any]:
+    # `defaults`: a command whose flag defaults otherwise (eval judges pairs by default).
+    return {"json_schema_extra": {"surfaces": list(surfaces), "defaults": defaults}}
+
+
+class ICRMConfig(BaseModel):
+    """The configuration of one `ICRM`: judge model, engine, shots, templates, requests.
+
+    Build it with keyword arguments (``ICRMConfig(model_name=..., num_shots=2)``);
+    `ICRM` builds one from its own arguments. Frozen: a copy with changes is
+    ``config.model_copy(update={...})`` (validated again by `ICRMConfig.updated`).
+
+    Raises:
+        ConfigError: a value of the wrong type or out of bounds, naming the option
+            (via `ICRMConfig.build`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, validate_default=False)
+
+    model_name: Annotated[str | None, BeforeValidator(lambda v: None if v is None else str(v))] = Field(
+        None, **_on(*_EVERYWHERE))
+    """The judge model. None with no engine: the embedded SmolLM2-135M-Instruct on the
+    ``llamacpp`` engine (CPU, no key, no network); for ``llamacpp`` a ``.gguf`` path."""
+    shots_pool_path: PathText = Field(None, **_on(*_EVERYWHERE))
+    """A JSON list / JSONL file of shots; None = icrm's default pool for the rm type."""
+    rm_type: Literal["individual", "pairwise"] = Field("individual", **_on(*_EVERYWHERE, eval="pairwise"))
+    """``individual`` (a score 1–10 for one response) or ``pairwise`` (a choice A++ … B++);
+    ``icrm eval`` defaults to ``pairwise``, as RewardBench compares pairs."""
+    engine: str | None = Field(None, **_on(*_EVERYWHERE))
+    """An engine name (`icrm.engines.ENGINE_NAMES`); None = ``llamacpp`` when
+    `model_name` is None, else ``vllm`` (the original IC-RM's default)."""
+    num_workers: int = Field(1, ge=1, **_on(*_EVERYWHERE))
+    """Local engines: servers to launch."""
+    num_gpu_per_worker: int = Field(1, ge=1, **_on(*_EVERYWHERE))
+    """vllm / sglang: GPUs per launched server (tensor parallel size)."""
+    use_cache: Bool = Field(False, **_on(*_EVERYWHERE))
+    """Answer identical requests (engine, model, mode, prompt, generation kwargs) from
+    the persistent SQLite generation cache; only successes are stored."""
+    overwrite_cache: Bool = Field(False, **_on(*_EVERYWHERE))
+    """Call the engine even when the cache has an answer, and store the new one."""
+    completion: OptionalBool = Field(None, **_on(*_EVERYWHERE))
+    """True = completion mode (raw prompt), False = chat mode (the prompt as the user
+    message), None = the engine's default."""
+    num_shots: int = Field(3, ge=0, **_on(*_EVERYWHERE))
+    """Shots shown before each conversation (0 allowed)."""
+    template_path: PathText = Field(None, **_on(*_EVERYWHERE))
+    """A custom overall template (``{$key}`` text, or Jinja2 when it ends in ``.j2``)."""
+    shot_template_path: PathText = Field(None, **_on(*_EVERYWHERE))
+    """A custom shot template."""
+    feedback_template_path: PathText = Field(None, **_on(*_EVERYWHERE))
+    """A custom feedback template (how a shot's feedback is written out)."""
+    verbose: Bool = Field(False, **_on("test", "score", "eval"))
+    """Log each full prompt to stderr."""
+    seed: int = Field(42, **_on(*_EVERYWHERE))
+    """Seeds shot sampling (``random`` mode) and, in ``icrm test`` / ``score``, generation."""
+    shot_sampling_mode: Literal["fixed", "random"] = Field("fixed", **_on(*_EVERYWHERE))
+    """``fixed`` (the first `num_shots` of the pool) or ``random`` (seeded by `seed`)."""
+    base_url: str | None = Field(None, **_on(*_EVERYWHERE))
+    """A server to send requests to instead of the engine's default (any
+    OpenAI-compatible server); with it, an API key is optional."""
+    api_key: str | None = Field(None, repr=False, **_on(*_PYTHON_ONLY))
+    """The provider's API key; default: the vendor's environment variable."""
+    api_version: str | None = Field(None, **_on(*_PYTHON_ONLY))
+    """``azure`` only: the API version (default ``OPENAI_API_VERSION`` or 2024-10-21)."""
+    worker_addrs: tuple[str, ...] | None = Field(None, **_on(*_PYTHON_ONLY))
+    """Local engines: base URLs of servers that already run (nothing is launched)."""
+    worker_args: tuple[str, ...] = Field((), **_on(*_PYTHON_ONLY))
+    """Extra command-line arguments for launched servers."""
+    timeout: float = Field(600.0, gt=0, allow_inf_nan=False, **_on(*_EVERYWHERE))
+    """Seconds one request may take (long generations on slow local servers take minutes)."""
+    max_retries: int | None = Field(None, ge=0, **_on(*_EVERYWHERE))
+    """Retries after a failed try (429, 5xx, timeouts, connection errors; never other
+    4xx); None = ``ICRM_RETRY_ATTEMPTS`` - 1, else 3."""
+    cache_dir: PathText = Field(None, **_on(*_PYTHON_ONLY))
+    """Where the generation cache lives; None = ``ICRM_CACHE_DIR``, else the user cache
+    directory (``~/.cache/icrm``)."""
+    log_file: PathText = Field(None, **_on(*_PYTHON_ONLY))
+    """A JSONL file to append every request and response to (keys redacted)."""
+    constrain_output: OptionalBool = Field(None, **_on(*_EVERYWHERE))
+    """Ask the server for JSON constrained to the feedback schema; None = the engine's
+    default (on for ``llamacpp``)."""
+
+    @field_validator("worker_addrs", "worker_args", mode="before")
+    @classmethod
+    def _sequence(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a comma-separated flag or variable
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return tuple(value) if isinstance(value, list) else value
+
+    @classmethod
+    def build(cls, **values: Any) -> ICRMConfig:
+        """Validate `values` into a config.
+
+        Raises:
+            ConfigError: the first invalid value, naming the option and what it must be.
+        """
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            raise config_error(e) from None
+
+    def updated(self, **changes: Any) -> ICRMConfig:
+        """A validated copy with `changes`.
+
+        Raises:
+            ConfigError: as `build`.
+        """
+        return type(self).build(**{**self.model_dump(), **changes})
+
+
+def option_surfaces(name: str, model: type[BaseModel] = ICRMConfig) -> tuple[str, ...]:
+    """The surfaces an option of `model` appears on (see the module docstring)."""
+    extra = model.model_fields[name].json_schema_extra
+    return tuple(extra.get("surfaces", ())) if isinstance(extra, dict) else ()
+
+
+def option_default(name: str, surface: str, model: type[BaseModel] = ICRMConfig) -> Any:
+    """An option's default on `surface`: the field's, unless the field names another."""
+    field = model.model_fields[name]
+    extra = field.json_schema_extra
+    defaults = extra.get("defaults", {}) if isinstance(extra, dict) else {}
+    return defaults.get(surface, field.default)
+
+
+def env_name(name: str) -> str:
+    """The environment variable of an option: ``ICRM_<NAME>``."""
+    return f"ICRM_{name.upper()}"
+
+
+def config_error(error: ValidationError, how: str = "") -> ConfigError:
+    """One line for the first problem of a pydantic `ValidationError`: the option, what
+    it must be, and the value given (`how`: e.g. ``" (flag --x or ICRM_X)"``).
+
+    A `ConfigError` raised inside a validator (a boolean that is not one) keeps its
+    own message.
+    """
+    first = error.errors()[0]
+    name = ".".join(str(p) for p in first["loc"]) or "value"
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    if first["type"] == "extra_forbidden":
+        return ConfigError(f"unknown option {name!r}{how}")
+    given = first.get("input")
+    shown = f", got {given!r}" if first["type"] != "missing" else ""
+    return ConfigError(f"{name}{how} must be {_expected(first)}{shown}")
+
+
+def _expected(error: dict[str, Any]) -> str:
+    """What a value must be, in words, from a pydantic error record."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt")))
+        noun = "a whole number" if isinstance(limit, int) and not isinstance(error.get("input"), float) else "a number"
+        return f"{noun} {bounds[kind]} {limit:g}"
+    if kind == "literal_error":
+        return ctx.get("expected", "one of the allowed values")
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "a whole number"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return "a finite number"
+    if kind in ("string_type", "bool_type", "missing"):
+        return {"string_type": "text", "bool_type": "a boolean", "missing": "given"}[kind]
+    return error["msg"].removeprefix("Value error, ").lower()

@@ -1,0 +1,121 @@
+"""The request bodies the reward service accepts: Infernet, icrm's batch, OpenRLHF.
+
+Pydantic models, so FastAPI validates them and documents them in ``/openapi.json``;
+each field has its docstring. Numbers are finite (``"temperature": Infinity`` is a 422).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Message",
+    "GenerationOverrides",
+    "Item",
+    "OffchainItem",
+    "LLMRequestData",
+    "InfernetInput",
+    "RewardRequest",
+    "OpenRLHFRequest",
+]
+
+
+class Message(BaseModel):
+    """One OpenAI-style turn."""
+
+    role: str
+    """``system``, ``user`` or ``assistant``."""
+    content: str | list[dict[str, Any]]
+    """The text (or text parts)."""
+
+
+class GenerationOverrides(BaseModel):
+    """Per-request generation kwargs (all optional)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    temperature: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """Sampling temperature."""
+    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    """Nucleus sampling mass."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Upper bound on generated tokens."""
+    seed: int | None = None
+    """Sampling seed."""
+    num_shots: int | None = Field(None, ge=0)
+    """Shots to show for this request (default: the server's)."""
+
+    def kwargs(self) -> dict[str, Any]:
+        """The generation kwargs that were given."""
+        names = GenerationOverrides.model_fields.keys() - {"num_shots"}
+        return {k: v for k in names if (v := getattr(self, k)) is not None}
+
+
+class Item(BaseModel):
+    """One thing to judge: ``conversation``, or ``conversation_A`` and ``conversation_B``."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    conversation: list[Message] | None = None
+    """Individual mode: the conversation whose last (assistant) turn is judged."""
+    conversation_A: list[Message] | None = None
+    """Pairwise mode: the first conversation."""
+    conversation_B: list[Message] | None = None
+    """Pairwise mode: the second conversation (same history and query as A)."""
+
+    def inputs(self) -> dict[str, Any]:
+        """The conversations that were given, as plain message lists."""
+        return {k: [m.model_dump() for m in v] for k in ("conversation", "conversation_A", "conversation_B")
+                if (v := getattr(self, k)) is not None}
+
+
+class OffchainItem(Item, GenerationOverrides):
+    """Infernet OFFCHAIN ``data`` in icrm's shape: an item plus optional overrides."""
+
+
+class LLMRequestData(GenerationOverrides):
+    """Infernet OFFCHAIN ``data`` in the shape of Infernet's LLM service request:
+    ``text`` is judged as the final (assistant) message, ``history`` holds the earlier
+    turns, ``{"player": ...}`` a user turn and ``{"bot": ...}`` an assistant turn, ending
+    with the player's message the text answers. ``key`` and ``messageId`` are echoed."""
+
+    text: str
+    """The message to judge."""
+    history: list[dict[str, str]] = Field(default_factory=list)
+    """Earlier turns, oldest first: ``{"player": text}`` or ``{"bot": text}``."""
+    key: str | None = None
+    """The caller's key, echoed in the answer."""
+    messageId: str | None = None  # noqa: N815 - the field's name in the contract
+    """The caller's message id, echoed in the answer."""
+
+
+class InfernetInput(BaseModel):
+    """Infernet's job input: ``source`` 0 (CHAIN) or 1 (OFFCHAIN) and its ``data``."""
+
+    source: Literal[0, 1]
+    """0 = CHAIN (hex-encoded data; not supported), 1 = OFFCHAIN (a JSON object)."""
+    data: dict[str, Any] | str
+    """The job data: an `OffchainItem` or an `LLMRequestData` (told apart by ``text``)."""
+
+
+class RewardRequest(GenerationOverrides):
+    """``POST /v1/reward``."""
+
+    rm_type: Literal["individual", "pairwise"] | None = None
+    """Must match the server's rm_type when given."""
+    items: list[Item] = Field(min_length=1)
+    """What to judge; run concurrently."""
+
+
+class OpenRLHFRequest(BaseModel):
+    """OpenRLHF's remote reward request (``openrlhf/utils/agent.py``, v0.11:
+    ``{"query", "prompts", "labels"}``; an extra server of several gets ``query: []``)."""
+
+    query: list[str]
+    """Prompt + response texts, one per sample (may be empty)."""
+    prompts: list[str] | None = None
+    """The prompt texts; the response is ``query`` with its prompt prefix removed."""
+    labels: list[Any] | None = None
+    """Reference labels (unused by an in-context reward model)."""
