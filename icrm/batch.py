@@ -349,16 +349,28 @@ def check_same_run(records: Mapping[str, dict[str, Any]], fields: Mapping[str, A
                               f"{restart}, or give another output")
         if provenance.get("fingerprint") == expected:
             continue
-        stored = {k: v for k, v in provenance.items() if k not in ("shot_ids", "fingerprint")}
-        differing = sorted(k for k in set(stored) | set(fields)
+        stored = _flat({k: v for k, v in provenance.items() if k not in ("shot_ids", "fingerprint")})
+        current = _flat(fields)
+        differing = sorted(k for k in set(stored) | set(current)
                            if json.dumps(stored.get(k), sort_keys=True, default=str)
-                           != json.dumps(fields.get(k), sort_keys=True, default=str))
+                           != json.dumps(current.get(k), sort_keys=True, default=str))
         if not differing:
             continue
         shown = "; ".join(f"{k}: {json.dumps(stored.get(k), default=str)} there, "
-                          f"{json.dumps(fields.get(k), default=str)} now" for k in differing)
+                          f"{json.dumps(current.get(k), default=str)} now" for k in differing)
         raise ConfigError(f"{path} holds results of another run ({shown}); resuming would mix two runs: "
                           f"{restart}, or give another output")
+
+
+def _flat(fields: Mapping[str, Any]) -> dict[str, Any]:
+    # {"generation_kwargs": {"temperature": 0}} -> {"generation_kwargs.temperature": 0}
+    flat: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
 
 
 class ResultWriter:

@@ -13,10 +13,12 @@ import hashlib
 import logging
 import os
 import random
+import re
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import settings
 from ._loop import LoopThread
 from .config import ICRMConfig
 from .batch import run_batch
@@ -41,7 +43,8 @@ from .inputs import INPUT_FIELDS
 from .logs import enable_stderr_logging
 from .scoring import ScoreSummary, score_file
 from .shots import Shot, ShotsPool
-from .template import TEMPLATE_KEYS, Template, feedback_template_keys, neutralize_markers, render_feedback
+from .neutralize import heading_pattern, neutralize
+from .template import TEMPLATE_KEYS, Template, feedback_template_keys, render_feedback
 
 if TYPE_CHECKING:
     import datasets
@@ -167,6 +170,8 @@ class ICRM:
         self.feedback_template = _load_feedback_template(config.feedback_template_path, rm_type)
         self.shots_pool = ShotsPool.load(config.shots_pool_path, rm_type)
         self._rendered_shots: dict[tuple[int, ...], str] = {}
+        # Inserted text may not repeat a section heading of these templates.
+        self._headings = heading_pattern(t.text for t in (self.template, self.shot_template))
         self.template_hash = hashlib.sha256(
             "\0".join(t.text for t in (self.template, self.shot_template, self.feedback_template)).encode()
         ).hexdigest()[:12]
@@ -174,6 +179,8 @@ class ICRM:
         self.shots_pool.sample(config.num_shots, config.shot_sampling_mode, random.Random(config.seed))
         if config.verbose:
             enable_stderr_logging("INFO")
+        elif settings.log_level():  # ICRM_LOG: the user opted in to icrm's own handler
+            enable_stderr_logging()
         self._start_engine(config)
 
     def _start_engine(self, config: ICRMConfig) -> None:
@@ -269,14 +276,14 @@ class ICRM:
         else:
             chosen = ShotsPool.from_records(shots, self.rm_type, "shots argument").shots
             rendered_shots = self._render_shots(chosen)
-        return self.template.render({"shots": rendered_shots, **_example_values(conversations)}), chosen
+        return self.template.render({"shots": rendered_shots, **_example_values(conversations, self._headings)}), chosen
 
     def _render_shots(self, shots: Sequence[Shot]) -> str:
         return "\n\n".join(
             self.shot_template.render({
                 "index": i,
-                **_example_values(s.conversations),
-                "feedback": render_feedback(self.feedback_template, _neutralize_feedback(s.feedback)),
+                **_example_values(s.conversations, self._headings),
+                "feedback": render_feedback(self.feedback_template, _neutralize_feedback(s.feedback, self._headings)),
             })
             for i, s in enumerate(shots, 1)
         )
@@ -608,6 +615,12 @@ class ICRM:
     ) -> str | dict[str, Any]:
         """Judge, returning the original IC-RM's shapes.
 
+        The original README's ``datasets.map`` recipe calls ``model(**row)`` on rows of
+        an ``inputs`` column: ``icrm(inputs={...})`` (one item) or ``icrm(inputs=[...])``
+        (``batched=True``: the items are judged concurrently) returns the column dict
+        ``{"feedback": ..., "error": ...}`` that ``datasets.map`` merges into the dataset
+        (one value, or one per item; a failed item's feedback is None and its error set).
+
         Returns:
             The model's feedback text; with ``parse_json=True`` the feedback as a dict
             (``score`` an int 1–10, or ``choice`` one of A++, A+, A=B, B+, B++).
@@ -617,10 +630,26 @@ class ICRM:
                 feedback; its ``raw_text`` keeps the answer.
             InputError / ConfigError / EngineError: as `ajudge`.
         """
+        if "inputs" in generation_kwargs:
+            return self._rm_inputs(generation_kwargs.pop("inputs"), shots, parse_json, generation_kwargs)
         result = self._sync(self._agenerate(conversation, conversation_A, conversation_B, shots, generation_kwargs))[0]
         return parse_feedback(result.text, self.rm_type, result.finish_reasons[0]) if parse_json else result.text
 
     __call__ = rm
+
+    def _rm_inputs(self, inputs: Any, shots: Any, parse_json: bool, generation_kwargs: dict[str, Any]) -> dict[str, Any]:
+        batched = isinstance(inputs, (list, tuple))
+        items = list(inputs) if batched else [inputs]
+        if not all(isinstance(item, dict) for item in items):
+            raise InputError("inputs must be an item dict (conversation, or conversation_A and conversation_B) or a "
+                             "list of them, as datasets.map passes an 'inputs' column")
+        feedbacks = self.judge_many(items, shots=shots, **generation_kwargs)
+        if parse_json:
+            values: list[Any] = [f.to_dict() if f.ok else None for f in feedbacks]
+        else:  # the text, as the original returned it, whenever the judge answered
+            values = [f.raw_text if f.error is None else None for f in feedbacks]
+        errors = [f.error or f.parse_error for f in feedbacks]
+        return {"feedback": values, "error": errors} if batched else {"feedback": values[0], "error": errors[0]}
 
     def individual_rm(self, conversation: Any, shots: Any = None, parse_json: bool = False,
                       **generation_kwargs: Any) -> str | dict[str, Any]:
@@ -701,7 +730,7 @@ class ICRM:
                 f"rm_type={self.rm_type!r}, num_shots={self.num_shots})")
 
 
-def _example_values(conversations: Sequence[Conversation]) -> dict[str, str]:
+def _example_values(conversations: Sequence[Conversation], headings: re.Pattern[str] | None) -> dict[str, str]:
     """Template values for one example; conversation text has its markers neutralised."""
     first = conversations[0]
     values = {"history": first.history, "user_query": first.user_query}
@@ -710,11 +739,11 @@ def _example_values(conversations: Sequence[Conversation]) -> dict[str, str]:
     else:
         values["model_output_A"] = conversations[0].model_output
         values["model_output_B"] = conversations[1].model_output
-    return {k: neutralize_markers(v) for k, v in values.items()}
+    return {k: neutralize(v, headings) for k, v in values.items()}
 
 
-def _neutralize_feedback(feedback: dict[str, Any]) -> dict[str, Any]:
-    return {k: neutralize_markers(v) if isinstance(v, str) else v for k, v in feedback.items()}
+def _neutralize_feedback(feedback: dict[str, Any], headings: re.Pattern[str] | None) -> dict[str, Any]:
+    return {k: neutralize(v, headings) if isinstance(v, str) else v for k, v in feedback.items()}
 
 
 def _load_template(path: str | Path | None, rm_type: str, role: str, default: str) -> Template:

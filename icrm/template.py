@@ -5,10 +5,12 @@ Three templates make a prompt: the *overall* template (instruction, rules, outpu
 the *feedback* template (how a shot's feedback is written out).
 
 Substitution is one pass over the template, so a conversation that contains
-``{$model_output}`` is inserted as text and never substituted again. Marker tokens such
-as ``<|end_of_feedback|>`` (and chat special tokens like ``<|im_end|>``) inside inserted
-text are neutralised with `neutralize_markers`, so user content cannot close a block,
-end the feedback, or inject a special token.
+``{$model_output}`` is inserted as text and never substituted again. Inserted text is
+neutralised by the caller (`icrm.neutralize`), so user content cannot close a block,
+end the feedback, open a section or inject a special token. Jinja2 templates render in
+a sandbox with no loader: ``{% include %}``, ``{% import %}`` and ``{% extends %}`` are
+refused when the template is loaded, and any failure while rendering is a
+`ConfigError`, never a traceback.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import jinja2.sandbox
 
 from .errors import ConfigError
 
-__all__ = ["Template", "neutralize_markers", "render_feedback", "TEMPLATE_KEYS"]
+__all__ = ["Template", "render_feedback", "TEMPLATE_KEYS"]
 
 PLACEHOLDER = re.compile(r"\{\$([^{}$\n]+)\}")
-_MARKER = re.compile(r"<\|([A-Za-z0-9_]{1,64})\|>")
+# Jinja statements that read other templates: there is no loader, and a template file
+# must say everything it renders.
+_FORBIDDEN_NODES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport, jinja2.nodes.Extends)
 _jinja = jinja2.sandbox.SandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
 )
@@ -42,15 +46,6 @@ TEMPLATE_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
     ("individual", "shot"): ("index", "history", "user_query", "model_output", "feedback"),
     ("pairwise", "shot"): ("index", "history", "user_query", "model_output_A", "model_output_B", "feedback"),
 }
-
-
-def neutralize_markers(text: str) -> str:
-    """Break ``<|word|>`` markers apart so they are plain text to tokenizer and parser.
-
-    >>> neutralize_markers("ok <|end_of_feedback|> {$shots}")
-    'ok < |end_of_feedback| > {$shots}'
-    """
-    return _MARKER.sub(r"< |\1| >", text)
 
 
 class Template:
@@ -70,10 +65,14 @@ class Template:
         self.jinja = jinja
         if jinja:
             try:
+                tree = _jinja.parse(text)
                 self._compiled = _jinja.from_string(text)
-                self.keys = frozenset(jinja2.meta.find_undeclared_variables(_jinja.parse(text)))
             except jinja2.TemplateSyntaxError as e:
                 raise ConfigError(f"template {source}: Jinja2 syntax error line {e.lineno}: {e.message}") from None
+            for node in tree.find_all(_FORBIDDEN_NODES):
+                raise ConfigError(f"template {source} line {node.lineno}: {{% {type(node).__name__.lower()} %}} is not "
+                                  "allowed: a template must hold everything it renders")
+            self.keys = frozenset(jinja2.meta.find_undeclared_variables(tree))
         else:
             self.keys = frozenset(PLACEHOLDER.findall(text))
 
@@ -135,6 +134,8 @@ class Template:
                 return self._compiled.render(**values)
             except jinja2.TemplateError as e:  # undefined names, sandbox violations
                 raise ConfigError(f"template {self.source}: {e.message}") from None
+            except Exception as e:  # the sandbox's own limits (range too big, ...), a template's bug
+                raise ConfigError(f"template {self.source} failed to render: {type(e).__name__}: {e}") from None
 
         def substitute(match: re.Match[str]) -> str:
             key = match.group(1)

@@ -2,8 +2,9 @@
 
 Bodies follow the official SDKs' types (integer ``created``, ``object``
 ``text_completion`` / ``chat.completion``, ``finish_reason``), so the real `openai` and
-`anthropic` clients parse them. Nothing matched is a loud 404, never an empty 200; a
-request without ``prompt`` / ``messages`` is a 400 naming the field, never a 500.
+`anthropic` clients parse them. Nothing matched is an empty 200 (inference-mock's
+behaviour), or with ``strict: true`` a loud 404 quoting the prompt; a request without
+``prompt`` / ``messages`` is a 400 naming the field, never a 500.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mock"
 PROMPT_QUOTE_CHARS = 200
+DEBUG_CHARS = 4000  # of each request / response body logged with debug: true
 REQUEST_LOG_MAX = 10_000
 
 
@@ -76,12 +78,23 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         received.append({"path": request.url.path, "query": dict(request.query_params),
                          "headers": dict(request.headers), "body": body, "time": time.time()})
         if config.debug:
-            logger.debug("%s %s", request.url.path, json.dumps(body)[:2000])
+            logger.info("request %s %s", request.url.path, json.dumps(body, ensure_ascii=False)[:DEBUG_CHARS])
         return body
 
-    async def answer(prompt: str, body: dict[str, Any]) -> tuple[MockRule, str]:
+    def respond(payload: dict[str, Any], headers: dict[str, str] | None) -> JSONResponse:
+        if config.debug:
+            logger.info("response %s", json.dumps(payload, ensure_ascii=False)[:DEBUG_CHARS])
+        return JSONResponse(payload, headers=headers)
+
+    def finish(rule: MockRule | None, text: str, stop: Any, max_tokens: Any) -> tuple[str, str]:
+        text, reason = _finish(text, stop, max_tokens) if config.strict else (text, "stop")
+        return text, (rule.finish_reason if rule is not None and rule.finish_reason else reason)
+
+    async def answer(prompt: str, body: dict[str, Any]) -> tuple[MockRule | None, str]:
         rule = rules.match(prompt, body.get("model"))
         if rule is None:
+            if not config.strict:  # inference-mock answers an empty completion
+                return None, ""
             raise _RequestError(404, f"no mock rule matches the prompt: {prompt[:PROMPT_QUOTE_CHARS]!r}", "not_found_error")
         if rule.delay_s:
             await asyncio.sleep(rule.delay_s)
@@ -119,9 +132,9 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         choices, prompt_tokens, completion_tokens, rule = [], 0, 0, None
         for prompt in prompts:
             rule, text = await answer(prompt, body)
-            text, finish = _finish(text, body.get("stop"), body.get("max_tokens"))
+            text, reason = finish(rule, text, body.get("stop"), body.get("max_tokens"))
             for _ in range(n):
-                choices.append({"index": len(choices), "text": text, "finish_reason": finish, "logprobs": None})
+                choices.append({"index": len(choices), "text": text, "finish_reason": reason, "logprobs": None})
             usage = _usage(rule, prompt, text)
             prompt_tokens += usage[0]
             completion_tokens += usage[1] * n
@@ -132,7 +145,7 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         }
         if body.get("stream"):
             return _stream_completion(payload)
-        return JSONResponse(payload, headers=rule.headers if rule else None)
+        return respond(payload, rule.headers if rule else None)
 
     @app.post("/v1/chat/completions")
     @app.post("/openai/deployments/{deployment}/chat/completions")
@@ -142,19 +155,19 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         body = await read_body(request)
         prompt = _messages_text(_require(body, "messages", list), "messages")
         rule, text = await answer(prompt, body)
-        text, finish = _finish(text, body.get("stop"), body.get("max_tokens") or body.get("max_completion_tokens"))
+        text, reason = finish(rule, text, body.get("stop"), body.get("max_tokens") or body.get("max_completion_tokens"))
         n = _n(body)
         prompt_tokens, completion_tokens = _usage(rule, prompt, text)
         payload = {
             "id": f"chatcmpl-mock-{next(ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model") or DEFAULT_MODEL,
-            "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+            "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
                          "logprobs": None} for i in range(n)],
             "usage": _openai_usage(prompt_tokens, completion_tokens * n),
         }
         if body.get("stream"):
             return _stream_chat(payload)
-        return JSONResponse(payload, headers=rule.headers)
+        return respond(payload, rule.headers if rule else None)
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
@@ -166,18 +179,18 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             prompt = f"{_content_text(system, 'system')}\n{prompt}"
         rule, text = await answer(prompt, body)
         stops = body.get("stop_sequences") or []
-        cut, finish = _finish(text, stops, body.get("max_tokens"))
-        hit = next((s for s in stops if s in text), None) if cut != text and finish == "stop" else None
+        cut, reason = finish(rule, text, stops, body.get("max_tokens"))
+        hit = next((s for s in stops if s in text), None) if cut != text and reason == "stop" else None
         prompt_tokens, completion_tokens = _usage(rule, prompt, cut)
         payload = {
             "id": f"msg_mock_{next(ids)}", "type": "message", "role": "assistant",
             "model": body.get("model") or DEFAULT_MODEL,
             "content": [{"type": "text", "text": cut}],
-            "stop_reason": "max_tokens" if finish == "length" else ("stop_sequence" if hit else "end_turn"),
+            "stop_reason": "max_tokens" if reason == "length" else ("stop_sequence" if hit else "end_turn"),
             "stop_sequence": hit,
             "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
         }
-        return JSONResponse(payload, headers=rule.headers)
+        return respond(payload, rule.headers if rule else None)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -247,9 +260,9 @@ def _finish(text: str, stop: Any, max_tokens: Any) -> tuple[str, str]:
     return text, "stop"
 
 
-def _usage(rule: MockRule, prompt: str, text: str) -> tuple[int, int]:
+def _usage(rule: MockRule | None, prompt: str, text: str) -> tuple[int, int]:
     """(prompt, completion) tokens: the rule's fixed counts, else a whitespace count."""
-    if rule.usage is not None:
+    if rule is not None and rule.usage is not None:
         return rule.usage.prompt_tokens, rule.usage.completion_tokens
     return len(prompt.split()), len(text.split())
 

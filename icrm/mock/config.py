@@ -2,8 +2,16 @@
 
 The YAML format is inference-mock's (``debug``, ``port``, ``matches`` with ``contains``
 and ``response``), plus per-rule ``regex``, ``model``, ``status`` + ``error``,
-``body``, ``headers``, ``delay_s``, ``times`` and ``usage``. Rules are tried in order; the first
-that matches answers.
+``body``, ``headers``, ``delay_s``, ``times`` and ``usage``, and the top-level
+``strict``. Rules are tried in order; the first that matches answers.
+
+By default the server behaves as the original inference-mock
+(instructlab/ci-actions ``actions/inference-mock``), so its configs and the tests
+written against it run unchanged: a prompt no rule matches gets HTTP 200 with an empty
+text, and a programmed response is returned whole whatever ``max_tokens`` and ``stop``
+say. ``strict: true`` is for tests that want to catch mistakes: no match is a 404
+quoting the prompt, and ``max_tokens`` / ``stop`` cut the response as a real server
+would (``finish_reason`` ``length`` / ``stop``).
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -67,6 +75,9 @@ class MockRule(BaseModel):
     """Match only the first N requests that meet the conditions, then step aside."""
     usage: MockUsage | None = None
     """Fixed token counts for the answer."""
+    finish_reason: Literal["stop", "length"] | None = None
+    """The finish reason to report (e.g. ``length``: the answer was cut by max_tokens),
+    whatever the text; None = ``stop``, or ``length`` when strict mode cut it."""
 
     @model_validator(mode="after")
     def _check(self) -> MockRule:
@@ -99,7 +110,11 @@ class MockConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     debug: bool = False
-    """Debug logging."""
+    """Log every request and its response (at INFO, to stderr)."""
+    strict: bool = False
+    """False (inference-mock's behaviour): no match answers 200 with an empty text, and
+    responses are returned whole. True: no match is a 404, and ``max_tokens`` and
+    ``stop`` are honoured."""
     port: int = Field(default=DEFAULT_MOCK_PORT, ge=0, le=65535)
     """Port for ``icrm mock`` (MockServer always picks a free one)."""
     matches: list[MockRule]
@@ -172,6 +187,8 @@ class RuleBook:
                     continue
                 if rule.contains and not all(s in prompt for s in rule.contains):
                     continue
+                if not prompt and rule.contains is None and rule.regex is None:
+                    continue  # as inference-mock's Always: an empty prompt matches no default rule
                 if self._compiled[i] is not None and not self._compiled[i].search(prompt):
                     continue
                 self._used[i] += 1

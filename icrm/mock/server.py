@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from ..errors import ConfigError
+from ..logs import enable_stderr_logging
 from .app import create_mock_app
 from .config import MockConfig
 
@@ -66,6 +67,8 @@ class MockServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
+        if self.config.debug:
+            enable_stderr_logging("INFO")
         level = "debug" if self.config.debug else "warning"
         self._server = uvicorn.Server(uvicorn.Config(create_mock_app(self.config), log_level=level, access_log=False))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="icrm-mock", daemon=True)
@@ -116,5 +119,7 @@ def serve_mock(config: str | Path | Mapping[str, Any] | MockConfig, host: str = 
     cfg = MockConfig.load(config)
     if debug is not None:
         cfg = cfg.model_copy(update={"debug": debug})
+    if cfg.debug:
+        enable_stderr_logging("INFO")
     level = "debug" if cfg.debug else "info"
     uvicorn.run(create_mock_app(cfg), host=host, port=cfg.port if port is None else port, log_level=level)

@@ -36,7 +36,8 @@ def test_unparseable_answer_prints_error_and_raw_text_and_exits_1():
     result = run("test", EXAMPLES / "test_individual.json", "--num_shots", "0", "--max_tokens", "3")
     assert result.returncode == 1, result.stderr
     out = json.loads(result.stdout)
-    assert set(out) == {"error", "raw"} and out["raw"]
+    assert set(out) == {"error", "error_kind", "reason", "raw"} and out["raw"]
+    assert (out["error_kind"], out["reason"]) == ("parse", "truncated")  # cut by max_tokens 3
 
 
 @pytest.mark.llamacpp

@@ -97,3 +97,21 @@ def test_worker_that_cannot_start_fails_fast_with_its_log(tmp_path):
         ICRM(model_name=str(fake), engine="llamacpp")
     assert "llamacpp worker exited with status" in str(info.value)
     assert "last log lines" in str(info.value)
+
+
+def test_neutralised_text_carries_no_special_token_of_the_real_tokenizer(individual):
+    from icrm.neutralize import neutralize
+    from tests.unit.test_injection import HOSTILE
+
+    root = individual.engine.workers[0].base_url.removesuffix("/v1")
+
+    def tokens(text):
+        return httpx.post(f"{root}/extras/tokenize", json={"input": text}, timeout=30).json()["tokens"]
+
+    markers = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+    specials = {t for marker in markers for t in tokens(marker)}
+    assert all(len(tokens(m)) == 1 for m in markers)  # each is one special token as written
+    for text in HOSTILE:
+        if any(m in text for m in markers):
+            assert specials & set(tokens(text)), text  # the raw text would inject them
+        assert not specials & set(tokens(neutralize(text))), text

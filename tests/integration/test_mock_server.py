@@ -69,7 +69,7 @@ def test_chat_streaming_is_readable_by_the_sdk(mock_llm):
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
 
 
-@pytest.mark.mock_llm({"matches": [{"contains": ["Bonjour"], "response": "Hello! How can I help? END more"}]})
+@pytest.mark.mock_llm({"strict": True, "matches": [{"contains": ["Bonjour"], "response": "Hello! How can I help? END more"}]})
 def test_anthropic_messages_with_the_anthropic_sdk(mock_llm):
     c = anthropic.Anthropic(base_url=mock_llm.url, api_key="unused", max_retries=0)
     message = c.messages.create(model="claude-x", max_tokens=100, system="Translate.",
@@ -81,7 +81,7 @@ def test_anthropic_messages_with_the_anthropic_sdk(mock_llm):
         c.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "Hola"}])
 
 
-@pytest.mark.mock_llm({"matches": [{"response": "one two <stop> three"}]})
+@pytest.mark.mock_llm({"strict": True, "matches": [{"response": "one two <stop> three"}]})
 def test_n_and_stop_and_max_tokens(mock_llm):
     c = client(mock_llm)
     many = c.completions.create(model="m", prompt="x", n=3, stop=["<stop>"])
@@ -106,7 +106,7 @@ def test_models_list_and_model_rules_and_request_log(mock_llm):
     assert mock_llm.requests() == []
 
 
-@pytest.mark.mock_llm({"matches": [{"contains": ["known"], "response": "ok"}]})
+@pytest.mark.mock_llm({"strict": True, "matches": [{"contains": ["known"], "response": "ok"}]})
 def test_no_match_is_a_loud_404_quoting_the_prompt(mock_llm):
     prompt = "a different prompt " + "x" * 500
     with pytest.raises(openai.NotFoundError) as info:

@@ -3,7 +3,8 @@
 import pytest
 
 from icrm import ICRM, ConfigError, Template
-from icrm.template import TEMPLATE_KEYS, neutralize_markers
+from icrm.neutralize import neutralize
+from icrm.template import TEMPLATE_KEYS
 from tests.conftest import user_assistant
 
 # An ICRM pointed at an address it never calls: prompt building needs no server.
@@ -52,12 +53,15 @@ def test_injected_placeholders_and_markers_do_not_change_the_structure(individua
     # Markers inside the conversation are broken apart: the structure is the clean one's.
     for marker in ("<|end_of_feedback|>", "<|begin_of_feedback|>", "<|end_of_response|>", "<|begin_of_response|>"):
         assert hostile.count(marker) == clean.count(marker), marker
-    assert "< |end_of_feedback| >" in hostile
+    assert "<¦end_of_feedback¦>" in hostile
+    # A smuggled "### Feedback" heading cannot open a section either.
+    assert hostile.count("\n### Feedback\n") == clean.count("\n### Feedback\n")
+    assert "\\### Feedback" in hostile
 
 
-def test_neutralize_markers_breaks_chat_special_tokens():
-    assert neutralize_markers("<|im_end|><|eot_id|>") == "< |im_end| >< |eot_id| >"
-    assert neutralize_markers("a | b <c> <| x") == "a | b <c> <| x"
+def test_neutralize_breaks_chat_special_tokens():
+    assert neutralize("<|im_end|><|eot_id|>") == "<¦im_end¦><¦eot_id¦>"
+    assert neutralize("a | b <c> x") == "a | b <c> x"
 
 
 def test_custom_template_missing_a_key_names_it(tmp_path):
