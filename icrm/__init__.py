@@ -5,8 +5,11 @@ A general LLM becomes a reward model when it is shown a rubric and a few scored 
 compares two (A++ / A+ / A=B / B+ / B++).
 """
 
+import typing as _typing
+
+from .config import ICRMConfig
 from .conversation import Conversation, Turn
-from .engines import Engine, GenerationRequest, GenerationResult, Usage, create_engine
+from .engines import Engine, GenerationRequest, GenerationResult, Usage, UsageTotals, create_engine
 from .errors import (
     ConfigError,
     EngineConnectionError,
@@ -17,16 +20,37 @@ from .errors import (
     ICRMError,
     InputError,
 )
-from .feedback import Feedback, IndividualFeedback, PairwiseFeedback, parse_feedback
-from .mock import MockServer
+from .feedback import Feedback, IndividualFeedback, PairwiseFeedback
 from .reward_model import DEFAULT_GENERATION_KWARGS, ICRM
+from .rm_types import INDIVIDUAL, PAIRWISE, RMType, parse_feedback
 from .shots import Shot, ShotsPool
 from .template import Template
+
+if _typing.TYPE_CHECKING:
+    from .mock import MockServer
+
+
+def __getattr__(name: str) -> _typing.Any:
+    # The mock server pulls in FastAPI and uvicorn: imported when first asked for, so
+    # `import icrm` starts no HTTP machinery.
+    if name == "MockServer":
+        from .mock import MockServer
+
+        return MockServer
+    raise AttributeError(f"module 'icrm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "MockServer"})
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ICRM",
+    "ICRMConfig",
+    "RMType",
+    "INDIVIDUAL",
+    "PAIRWISE",
     "DEFAULT_GENERATION_KWARGS",
     "Conversation",
     "Turn",
@@ -41,6 +65,7 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "Usage",
+    "UsageTotals",
     "create_engine",
     "MockServer",
     "ICRMError",

@@ -56,7 +56,7 @@ class GenerationFlags(BaseModel):
 class ScoreOptions(BaseModel):
     """``icrm score``'s own options (see `icrm.scoring.score_file`)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, coerce_numbers_to_str=True)
 
     concurrency: int = Field(8, ge=1)
     """Requests in flight at most."""
@@ -78,7 +78,7 @@ class ScoreOptions(BaseModel):
 class EvalOptions(BaseModel):
     """``icrm eval rewardbench``'s own options (see `icrm.evaluation.evaluate`)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, coerce_numbers_to_str=True)
 
     data: str | None = None
     """A local file in RewardBench's schema (JSON, JSONL, Parquet)."""
@@ -116,8 +116,8 @@ def _flags(name: str, models: tuple[type[BaseModel], ...], unset: bool = False
     Returns:
         (parameters, the config field names among them, one help line per flag).
     """
-    config_fields = [f for f in ICRMConfig.model_fields if name in option_surfaces(f)]
-    fields = [(f, ICRMConfig.model_fields[f], option_default(f, name)) for f in config_fields]
+    config_fields = [f for f in ICRMConfig.model_fields if name in option_surfaces(f, ICRMConfig)]
+    fields = [(f, ICRMConfig.model_fields[f], option_default(f, name, ICRMConfig)) for f in config_fields]
     fields += [(f, field, field.default) for model in models for f, field in model.model_fields.items()
                if f not in config_fields]
     params, docs = [], []
@@ -196,7 +196,7 @@ def _run_score(input: str, output: str, config: ICRMConfig, generation: Generati
         raise ConfigError("give the results file: icrm score INPUT --output scores.jsonl")
     with ICRM.from_config(config) as icrm:
         summary = icrm.score(input, output, **options.model_dump(), **_generation_kwargs(generation, config.seed))
-    _print_json({**summary.__dict__, "prefix_cache_hit_rate": summary.prefix_cache_hit_rate, "output": str(output)})
+    _print_json({**summary.as_dict(), "output": str(output)})
     if not summary.all_judged:
         print(f"icrm: {summary.failed} item(s) have no verdict (errors {summary.errors}, unparseable "
               f"{summary.parse_failures} this run); see 'error' in {output}", file=sys.stderr)

@@ -1,9 +1,10 @@
-"""Feedback: the typed result of a judgement, its JSON schema, and the parser entry point.
+"""Feedback: the typed result of one judgement.
 
-Parsing (`icrm.parsing`) is strict about the verdict and forgiving only about JSON
-syntax: an answer yields a ``score`` or ``choice`` only when it holds exactly one
-feedback object of the expected shape; a truncated, ambiguous or shape-less answer is a
-`FeedbackParseError` carrying the raw text and a reason — never an invented value.
+`IndividualFeedback` (a ``score``) and `PairwiseFeedback` (a ``choice``) hold the
+judge's fields under their JSON keys, plus an envelope: the raw text, usage, timing,
+the shot ids, and — when there is no verdict — why (``parse_error`` with its reason, or
+``error`` with its kind). Which class, keys and schema an rm type uses is its
+`icrm.rm_types.RMType`'s business; parsing is `icrm.parsing`'s.
 """
 
 from __future__ import annotations
@@ -14,23 +15,21 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .engines.base import Usage
-from .errors import ConfigError, FeedbackParseError
-from .parsing import normalize_choice, normalize_score, parse_object
 
 __all__ = [
-    "RM_TYPES",
     "PAIRWISE_CHOICES",
     "END_OF_FEEDBACK",
+    "MIN_SCORE",
+    "MAX_SCORE",
+    "TEXT_FIELD_MAX_CHARS",
+    "FeedbackBase",
     "IndividualFeedback",
     "PairwiseFeedback",
     "Feedback",
-    "feedback_keys",
-    "feedback_json_schema",
-    "parse_feedback",
-    "check_rm_type",
+    "ENVELOPE_FIELDS",
+    "answer_keys",
 ]
 
-RM_TYPES = ("individual", "pairwise")
 PAIRWISE_CHOICES = ("A++", "A+", "A=B", "B+", "B++")
 END_OF_FEEDBACK = "<|end_of_feedback|>"
 MIN_SCORE, MAX_SCORE = 1, 10
@@ -40,8 +39,9 @@ MIN_SCORE, MAX_SCORE = 1, 10
 TEXT_FIELD_MAX_CHARS = 240
 
 
+class FeedbackBase(BaseModel):
+    """What every feedback carries besides the judge's own fields (the envelope)."""
 
-class _FeedbackBase(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     raw_text: str = ""
@@ -77,7 +77,7 @@ class _FeedbackBase(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         """The feedback fields under their JSON keys (e.g. ``"analysis of A"``), without
         raw text, usage or error."""
-        return self.model_dump(by_alias=True, exclude=set(_ENVELOPE_FIELDS))
+        return self.model_dump(by_alias=True, exclude=set(ENVELOPE_FIELDS))
 
     @field_validator("*", mode="before")
     @classmethod
@@ -91,7 +91,7 @@ class _FeedbackBase(BaseModel):
         return value
 
 
-class IndividualFeedback(_FeedbackBase):
+class IndividualFeedback(FeedbackBase):
     """Feedback on one response (individual mode).
 
     JSON keys: ``intent``, ``checklist``, ``strengths``, ``weaknesses``, ``score``.
@@ -109,7 +109,7 @@ class IndividualFeedback(_FeedbackBase):
     """Integer 1–10: 1–2 very poor, 3–4 poor, 5–6 fair with issues, 7–8 good, 9–10 perfect."""
 
 
-class PairwiseFeedback(_FeedbackBase):
+class PairwiseFeedback(FeedbackBase):
     """Feedback comparing two responses to the same query (pairwise mode).
 
     JSON keys: ``analysis of A``, ``analysis of B``, ``reason of A=B``,
@@ -132,110 +132,20 @@ class PairwiseFeedback(_FeedbackBase):
 
 
 Feedback = Union[IndividualFeedback, PairwiseFeedback]
-_FEEDBACK_CLASSES: dict[str, type[_FeedbackBase]] = {
-    "individual": IndividualFeedback,
-    "pairwise": PairwiseFeedback,
-}
-_ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "parse_error_reason", "finish_reason", "error", "error_kind",
+ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "parse_error_reason", "finish_reason", "error", "error_kind",
                     "cache_hit", "latency_s", "shot_ids")
 _TEXT_FIELDS = {
     name
-    for cls in _FEEDBACK_CLASSES.values()
+    for cls in (IndividualFeedback, PairwiseFeedback)
     for name in cls.model_fields
-    if name not in (*_ENVELOPE_FIELDS, "score", "choice")
+    if name not in (*ENVELOPE_FIELDS, "score", "choice")
 }
 
 
-def check_rm_type(rm_type: Any) -> str:
-    """Return `rm_type` if it is ``individual`` or ``pairwise``.
+def answer_keys(cls: type[FeedbackBase]) -> list[str]:
+    """The JSON keys of a feedback class, in template order (verdict last).
 
-    Raises:
-        ConfigError: naming the accepted values.
-    """
-    if rm_type not in RM_TYPES:
-        raise ConfigError(f"rm_type must be 'individual' or 'pairwise', got {rm_type!r}")
-    return rm_type
-
-
-def feedback_keys(rm_type: str) -> list[str]:
-    """The JSON keys of a feedback object, in template order, ``score``/``choice`` last.
-
-    >>> feedback_keys("individual")
+    >>> answer_keys(IndividualFeedback)
     ['intent', 'checklist', 'strengths', 'weaknesses', 'score']
     """
-    cls = _FEEDBACK_CLASSES[check_rm_type(rm_type)]
-    return [f.alias or name for name, f in cls.model_fields.items() if name not in _ENVELOPE_FIELDS]
-
-
-def feedback_json_schema(rm_type: str) -> dict[str, Any]:
-    """A JSON schema for structured output (llama.cpp ``response_format``, vLLM ``json``).
-
-    Every key is required and in template order; free-text fields are bounded by
-    `TEXT_FIELD_MAX_CHARS` characters so constrained decoding always closes the object;
-    ``score`` is an integer 1–10, ``choice`` one of `PAIRWISE_CHOICES`.
-    """
-    properties: dict[str, Any] = {}
-    for key in feedback_keys(rm_type):
-        if key == "score":
-            properties[key] = {"type": "integer", "enum": list(range(MIN_SCORE, MAX_SCORE + 1))}
-        elif key == "choice":
-            properties[key] = {"type": "string", "enum": list(PAIRWISE_CHOICES)}
-        else:
-            properties[key] = {"type": "string", "maxLength": TEXT_FIELD_MAX_CHARS}
-    return {"type": "object", "properties": properties, "required": list(properties)}
-
-
-def parse_feedback(text: str, rm_type: str, finish_reason: str | None = None) -> dict[str, Any]:
-    """Parse a model's answer into a feedback dict (the rule is in `icrm.parsing`).
-
-    Args:
-        text: the generated text (the model's continuation after ``<|begin_of_feedback|>``).
-        rm_type: ``individual`` or ``pairwise``.
-        finish_reason: the server's finish reason; ``length`` means the answer was cut.
-
-    Returns:
-        The one feedback object in `text`, with ``score`` an int in 1–10 (individual) or
-        ``choice`` one of `PAIRWISE_CHOICES` (pairwise). Other keys as the model wrote them.
-
-    Raises:
-        FeedbackParseError: no verdict; ``raw_text`` is `text`, ``reason`` says why.
-
-    >>> parse_feedback('{"intent": "i", "checklist": "c", "strengths": "s", "weaknesses": "w", "score": "7/10"}'
-    ...                '<|end_of_feedback|> {"score": 1}', "individual")["score"]
-    7
-    >>> parse_feedback('{"choice": "B+", "analysis of A": "ok"', "pairwise")
-    Traceback (most recent call last):
-    ...
-    icrm.errors.FeedbackParseError: truncated answer: the feedback object is still open where the answer ends
-    """
-    keys = feedback_keys(rm_type)
-    if rm_type == "individual":
-        return parse_object(text, "score", keys, normalize_score, finish_reason)
-    return parse_object(text, "choice", keys, lambda v, t: normalize_choice(v, t, PAIRWISE_CHOICES), finish_reason)
-
-
-def build_feedback(text: str, rm_type: str, usage: Usage | None = None, **envelope: Any) -> Feedback:
-    """Parse `text` into typed feedback; never raises for a bad answer.
-
-    Args:
-        text: the model's answer.
-        rm_type: ``individual`` or ``pairwise``.
-        usage: the request's token counts.
-        **envelope: ``finish_reason``, ``cache_hit``, ``latency_s`` (seconds),
-            ``shot_ids``, or ``error`` + ``error_kind`` (no answer at all: then `text` is
-            empty and no parse is attempted).
-
-    Returns:
-        `IndividualFeedback` or `PairwiseFeedback` carrying `text`, `usage` and the
-        envelope; when the text holds no valid feedback its ``parse_error`` and
-        ``parse_error_reason`` say why and score/choice is None.
-    """
-    cls = _FEEDBACK_CLASSES[check_rm_type(rm_type)]
-    if envelope.get("error") is not None:
-        return cls(raw_text=text, usage=usage, **envelope)
-    try:
-        obj = parse_feedback(text, rm_type, envelope.get("finish_reason"))
-    except FeedbackParseError as e:
-        return cls(raw_text=text, usage=usage, parse_error=str(e), parse_error_reason=e.reason, **envelope)
-    fields = {k: obj.get(k) for k in feedback_keys(rm_type)}
-    return cls.model_validate({**fields, "raw_text": text, "usage": usage, **envelope})
+    return [f.alias or name for name, f in cls.model_fields.items() if name not in ENVELOPE_FIELDS]

@@ -1,22 +1,24 @@
-"""Reading what users ask icrm to judge from files."""
+"""What users ask icrm to judge, read from files and dataset rows.
+
+`load_example` reads one example file (``icrm test``); `rewardbench_pair` turns a
+RewardBench-style row (``prompt``, ``chosen``, ``rejected``) into the two conversations
+compared, for scoring (``--input_format rewardbench``) and every evaluation.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .conversation import Conversation, check_same_context
 from .errors import InputError
-from .feedback import check_rm_type
+from .rm_types import RM_TYPES, RMType, get_rm_type
 
-__all__ = ["INPUT_FIELDS", "load_example"]
-
-# The fields one judgement needs, by rm_type.
-INPUT_FIELDS = {"individual": ("conversation",), "pairwise": ("conversation_A", "conversation_B")}
+__all__ = ["load_example", "rewardbench_pair", "prompt_turns"]
 
 
-def load_example(path: str | Path, rm_type: str) -> dict[str, Any]:
+def load_example(path: str | Path, rm_type: str | RMType) -> dict[str, Any]:
     """Read one example to judge from a JSON file.
 
     Args:
@@ -33,7 +35,7 @@ def load_example(path: str | Path, rm_type: str) -> dict[str, Any]:
             lacks a field (with a hint when it holds the other rm_type's fields), or
             holds an invalid conversation (naming the turn).
     """
-    check_rm_type(rm_type)
+    spec = get_rm_type(rm_type)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -46,14 +48,45 @@ def load_example(path: str | Path, rm_type: str) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise InputError(f"{path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object with {' and '.join(INPUT_FIELDS[rm_type])}, got {type(data).__name__}")
-    missing = [f for f in INPUT_FIELDS[rm_type] if f not in data]
+        raise InputError(f"{path}: expected a JSON object with {' and '.join(spec.input_fields)}, got {type(data).__name__}")
+    missing = [f for f in spec.input_fields if f not in data]
     if missing:
-        other = "pairwise" if rm_type == "individual" else "individual"
-        hint = (f"; it holds {other} fields: pass --rm_type {other}"
-                if all(f in data for f in INPUT_FIELDS[other]) else "")
-        raise InputError(f"{path}: missing field {', '.join(repr(f) for f in missing)} for rm_type={rm_type!r}{hint}")
-    conversations = [Conversation.from_messages(data[f], field=f) for f in INPUT_FIELDS[rm_type]]
-    if rm_type == "pairwise":
-        check_same_context(*conversations)
-    return {f: data[f] for f in INPUT_FIELDS[rm_type]}
+        others = [t for t in RM_TYPES.values() if t is not spec and all(f in data for f in t.input_fields)]
+        hint = f"; it holds {others[0].name} fields: pass --rm_type {others[0].name}" if others else ""
+        raise InputError(f"{path}: missing field {', '.join(repr(f) for f in missing)} for rm_type={spec.name!r}{hint}")
+    fields = {f: data[f] for f in spec.input_fields}
+    spec.conversations(fields)
+    return fields
+
+
+def prompt_turns(prompt: Any, where: str) -> list[dict[str, Any]]:
+    """A RewardBench ``prompt`` (a string, or a list of turns ending with a user turn)
+    as turns.
+
+    Raises:
+        InputError: anything else, naming `where`.
+    """
+    turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    if not isinstance(prompt, (str, list)) or not turns or not isinstance(turns[-1], dict) \
+            or turns[-1].get("role") != "user":
+        raise InputError(f"{where}: 'prompt' must be a string or a list of turns ending with a user turn")
+    return turns
+
+
+def rewardbench_pair(row: Mapping[str, Any], where: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The chosen and rejected conversations of a RewardBench row.
+
+    Raises:
+        InputError: ``prompt``, ``chosen`` or ``rejected`` is missing, or ``prompt`` is
+            not a string or a list of turns ending with a user turn; names `where`.
+
+    >>> chosen, rejected = rewardbench_pair({"prompt": "2+2?", "chosen": "4", "rejected": "5"}, "row 1")
+    >>> chosen[-1], rejected[0]
+    ({'role': 'assistant', 'content': '4'}, {'role': 'user', 'content': '2+2?'})
+    """
+    missing = [f for f in ("prompt", "chosen", "rejected") if f not in row]
+    if missing:
+        raise InputError(f"{where}: a RewardBench row needs {', '.join(missing)}")
+    turns = prompt_turns(row["prompt"], where)
+    return ([*turns, {"role": "assistant", "content": row["chosen"]}],
+            [*turns, {"role": "assistant", "content": row["rejected"]}])

@@ -1,16 +1,19 @@
-"""Scoring a dataset with an `ICRM` into a resumable JSONL file of result rows.
+"""Scoring a dataset into a resumable JSONL file of result rows.
 
 Each output line is one result row: ``id``, ``feedback`` (dict or null), ``score`` or
 ``choice``, ``raw_text``, ``error``, ``error_kind``, ``error_reason``, ``usage``,
 ``latency_s``, ``cache_hit`` and ``provenance`` (the run's fields — model, engine, rm
-type, templates, shots, generation kwargs — with their ``fingerprint``, and the shot
-ids). Rows are appended and flushed as they finish. A re-run skips ids whose last row is
-final (a verdict, or an answer with none) and redoes the others; it refuses to resume a
-file written with other run fields, so a results file always describes one run.
+type, method, templates, shots, generation kwargs — with their ``fingerprint``, and the
+shot ids). Rows are appended and flushed as they finish. A re-run skips ids whose last
+row is final (a verdict, or an answer with none) and redoes the others; it refuses to
+resume a file written with other run fields, so a results file always describes one run.
 
 Every per-item fault is that item's row: an input line that is not JSON (id
 ``line:<n>``), a row the judge cannot take, a duplicate id (id ``<id>@line:<n>``), an
 engine failure. The run goes on.
+
+The judge is any object with the `ItemJudge` shape (an `ICRM`): this module depends on
+the batch layer only.
 """
 
 from __future__ import annotations
@@ -18,32 +21,29 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .batch import (
     BadRow,
-    BatchProgress,
-    ResultWriter,
     check_output_path,
     check_same_run,
     is_finished,
     read_results,
     read_rows,
     row_id,
-    run_batch,
     run_fingerprint,
+    write_results,
 )
+from .engines.usage import UsageTotals
 from .errors import ConfigError, ICRMError, InputError
-from .feedback import Feedback, build_feedback
-from .inputs import INPUT_FIELDS
+from .feedback import Feedback
+from .inputs import rewardbench_pair
+from .rm_types import RMType
 
-if TYPE_CHECKING:
-    from .reward_model import ICRM
-
-__all__ = ["INPUT_FORMATS", "ScoreSummary", "score_file", "rows_to_items", "result_row", "SCORE_OPTIONS"]
+__all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ItemJudge", "score_file", "rows_to_items", "result_row"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,18 @@ logger = logging.getLogger(__name__)
 INPUT_FORMATS = ("conversations", "rewardbench")
 # The options of `score_file` besides generation kwargs (for "did you mean" hints).
 SCORE_OPTIONS = ("concurrency", "limit", "id_field", "input_format", "progress", "split", "overwrite")
+
+
+class ItemJudge(Protocol):
+    """What `score_file` needs of a judge (an `ICRM` has it)."""
+
+    rm_type: RMType
+
+    def check_generation_kwargs(self, kwargs: dict[str, Any], also: Sequence[str] = ()) -> dict[str, Any]: ...
+
+    def run_fields(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    async def ajudge_item(self, item: Any, shots: Any = None, generation_kwargs: dict[str, Any] | None = None) -> Feedback: ...
 
 
 @dataclass
@@ -68,8 +80,7 @@ class ScoreSummary:
         failed: items of the input without a verdict after this run: this run's errors
             and parse failures, plus skipped rows whose final answer held none.
         seconds: wall time of the run.
-        prompt_tokens, completion_tokens, cached_tokens: totals the servers reported.
-        cache_hits: rows answered from the generation cache.
+        usage: tokens the servers reported and cache hits, over this run's rows.
     """
 
     scored: int = 0
@@ -78,24 +89,28 @@ class ScoreSummary:
     parse_failures: int = 0
     failed: int = 0
     seconds: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cache_hits: int = 0
+    usage: UsageTotals = field(default_factory=UsageTotals)
 
-    @property
-    def prefix_cache_hit_rate(self) -> float | None:
-        """Share of prompt tokens the servers served from their prefix cache (None when
-        no server reported cached tokens)."""
-        return self.cached_tokens / self.prompt_tokens if self.cached_tokens and self.prompt_tokens else None
+    prompt_tokens = property(lambda self: self.usage.prompt_tokens, doc="Prompt tokens of this run.")
+    completion_tokens = property(lambda self: self.usage.completion_tokens, doc="Generated tokens of this run.")
+    cached_tokens = property(lambda self: self.usage.cached_tokens, doc="Prompt tokens served from prefix caches.")
+    cache_hits = property(lambda self: self.usage.cache_hits, doc="Rows answered from the generation cache.")
+    prefix_cache_hit_rate = property(lambda self: self.usage.prefix_cache_hit_rate,
+                                     doc="Share of prompt tokens served from the servers' prefix caches, or None.")
 
     @property
     def all_judged(self) -> bool:
         """True when every item of the input has a verdict."""
         return self.failed == 0
 
+    def as_dict(self) -> dict[str, Any]:
+        """A flat JSON-ready dict (the CLI prints it)."""
+        counts = {k: getattr(self, k) for k in ("scored", "skipped", "errors", "parse_failures", "failed", "seconds")}
+        usage = {k: v for k, v in self.usage.as_dict().items() if k not in ("requests", "errors")}
+        return {**counts, **usage, "prefix_cache_hit_rate": self.prefix_cache_hit_rate}
 
-def rows_to_items(rows: Iterator[dict[str, Any] | BadRow], rm_type: str, id_field: str = "id",
+
+def rows_to_items(rows: Iterator[dict[str, Any] | BadRow], rm_type: RMType, id_field: str = "id",
                   input_format: str = "conversations") -> Iterator[tuple[str, dict[str, Any] | InputError]]:
     """Turn input rows into ``(id, item)`` pairs; a row that cannot become an item gives
     ``(id, InputError)`` instead, to be recorded as that item's error.
@@ -109,7 +124,6 @@ def rows_to_items(rows: Iterator[dict[str, Any] | BadRow], rm_type: str, id_fiel
     """
     if input_format not in INPUT_FORMATS:
         raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
-    fields = INPUT_FIELDS[rm_type]
     first_seen: dict[str, int] = {}
     for number, row in enumerate(rows, 1):
         if isinstance(row, BadRow):
@@ -123,30 +137,28 @@ def rows_to_items(rows: Iterator[dict[str, Any] | BadRow], rm_type: str, id_fiel
             continue
         first_seen[rid] = number
         if input_format == "conversations":
-            yield rid, {f: row.get(f) for f in fields}
+            yield rid, {f: row.get(f) for f in rm_type.input_fields}
             continue
-        missing = [f for f in ("prompt", "chosen", "rejected") if f not in row]
-        if missing:
-            error = InputError(f"row {number} (id {rid}): a RewardBench row needs {', '.join(missing)}", line=number)
-            yield from ([(rid, error)] if rm_type == "pairwise" else [(f"{rid}:chosen", error), (f"{rid}:rejected", error)])
+        try:
+            chosen, rejected = rewardbench_pair(row, f"row {number} (id {rid})")
+        except InputError as error:
+            for tag, _ in rm_type.pair_judgements([], [], ("AB",)):
+                yield _tagged(rid, tag), error
             continue
-        prompt = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
-        chosen = [*prompt, {"role": "assistant", "content": row["chosen"]}]
-        rejected = [*prompt, {"role": "assistant", "content": row["rejected"]}]
-        if rm_type == "pairwise":
-            yield rid, {"conversation_A": chosen, "conversation_B": rejected}
-        else:
-            yield f"{rid}:chosen", {"conversation": chosen}
-            yield f"{rid}:rejected", {"conversation": rejected}
+        for tag, item in rm_type.pair_judgements(chosen, rejected, ("AB",)):  # chosen in A
+            yield _tagged(rid, tag), item
 
 
-def result_row(item_id: str, feedback: Feedback, provenance: dict[str, Any]) -> dict[str, Any]:
+def _tagged(rid: str, tag: str) -> str:
+    return rid if tag == "AB" else f"{rid}:{tag}"
+
+
+def result_row(item_id: str, feedback: Feedback, provenance: dict[str, Any], rm_type: RMType) -> dict[str, Any]:
     """One output row for `feedback` (see the module docstring for the fields)."""
-    verdict = "score" if "score" in type(feedback).model_fields else "choice"
     return {
         "id": item_id,
         "feedback": feedback.to_dict() if feedback.ok else None,
-        verdict: getattr(feedback, verdict),
+        rm_type.verdict_key: rm_type.verdict(feedback),
         "raw_text": feedback.raw_text,
         "error": feedback.error or feedback.parse_error,
         "error_kind": feedback.error_kind if feedback.error else ("parse" if feedback.parse_error else None),
@@ -160,7 +172,7 @@ def result_row(item_id: str, feedback: Feedback, provenance: dict[str, Any]) -> 
 
 
 async def score_file(
-    icrm: ICRM,
+    judge: ItemJudge,
     source: str | Path,
     output: str | Path,
     concurrency: int = 8,
@@ -175,7 +187,7 @@ async def score_file(
     """Score every row of `source` into `output`, resuming where an earlier run stopped.
 
     Args:
-        icrm: the reward model.
+        judge: the reward model (an `ICRM`).
         source: JSONL / JSON / Parquet file, saved 🤗 dataset directory, or hub name.
         output: the JSONL results file (appended to); a regular file, not the input.
         concurrency: requests in flight at most.
@@ -200,9 +212,9 @@ async def score_file(
         raise ConfigError(f"limit must be a whole number >= 0, got {limit!r}")
     if input_format not in INPUT_FORMATS:
         raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
-    generation_kwargs = icrm.check_generation_kwargs(generation_kwargs, also=SCORE_OPTIONS)
+    generation_kwargs = judge.check_generation_kwargs(generation_kwargs, also=SCORE_OPTIONS)
     output = check_output_path(output, source)
-    fields = {**icrm.run_fields(generation_kwargs), "input_format": input_format, "id_field": id_field}
+    fields = {**judge.run_fields(generation_kwargs), "input_format": input_format, "id_field": id_field}
     provenance = {**fields, "fingerprint": run_fingerprint(fields)}
     if overwrite and output.exists():
         output.unlink()
@@ -210,7 +222,7 @@ async def score_file(
     check_same_run(records, fields, output, "pass --overwrite True (overwrite=True) to start over")
     done = {i: r for i, r in records.items() if is_finished(r)}
     rows = read_rows(source, split)  # an unreadable source fails here, before any work
-    items = rows_to_items(itertools.islice(rows, limit), icrm.rm_type, id_field, input_format)
+    items = rows_to_items(itertools.islice(rows, limit), judge.rm_type, id_field, input_format)
     summary = ScoreSummary()
 
     def pending() -> Iterator[tuple[str, dict[str, Any] | InputError]]:
@@ -221,38 +233,22 @@ async def score_file(
                 continue
             yield item_id, item
 
-    async def work(entry: tuple[str, dict[str, Any] | ICRMError]) -> Feedback:
+    async def work(entry: tuple[str, dict[str, Any] | ICRMError]) -> dict[str, Any]:
         item_id, item = entry
         if isinstance(item, ICRMError):
-            return build_feedback("", icrm.rm_type, error=str(item), error_kind=item.kind)
-        return await icrm.ajudge_item(item, None, generation_kwargs)
+            feedback = judge.rm_type.failed(item)
+        else:
+            feedback = await judge.ajudge_item(item, None, generation_kwargs)
+        return result_row(item_id, feedback, provenance, judge.rm_type)
 
     start = time.perf_counter()
-    bar = BatchProgress(None, progress)
     try:
-        with ResultWriter(output) as writer:
-            async for (item_id, _), feedback in run_batch(pending(), work, concurrency):
-                writer.write(result_row(item_id, feedback, provenance))
-                _count(summary, feedback)
-                bar.update(feedback.usage.prompt_tokens if feedback.usage else 0,
-                           feedback.usage.completion_tokens if feedback.usage else 0,
-                           feedback.cache_hit, not feedback.ok)
+        tally = await write_results(pending(), work, output, concurrency, progress)
     finally:
-        bar.close()
         summary.seconds = time.perf_counter() - start
+    summary.scored, summary.errors, summary.parse_failures = tally.rows, tally.errors, tally.parse_failures
+    summary.failed += tally.failed
+    summary.usage = tally.usage
     if summary.scored + summary.skipped == 0:
         logger.warning("%s: no rows to score", source)
     return summary
-
-
-def _count(summary: ScoreSummary, feedback: Feedback) -> None:
-    summary.scored += 1
-    summary.errors += feedback.error is not None
-    summary.parse_failures += feedback.parse_error is not None
-    summary.failed += not feedback.ok
-    summary.cache_hits += feedback.cache_hit
-    usage = feedback.usage
-    if usage is not None and not feedback.cache_hit:
-        summary.prompt_tokens += usage.prompt_tokens
-        summary.completion_tokens += usage.completion_tokens
-        summary.cached_tokens += usage.cached_tokens or 0

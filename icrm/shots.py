@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .conversation import Conversation, check_same_context
+from .conversation import Conversation
 from .errors import ConfigError, InputError
-from .feedback import PAIRWISE_CHOICES, check_rm_type, feedback_keys
+from .rm_types import RMType, get_rm_type
 
 __all__ = ["Shot", "ShotsPool", "SHOT_SAMPLING_MODES"]
 
@@ -50,9 +50,9 @@ class ShotsPool:
     `ShotsPool.from_records`.
     """
 
-    def __init__(self, shots: Sequence[Shot], rm_type: str, source: str) -> None:
+    def __init__(self, shots: Sequence[Shot], rm_type: str | RMType, source: str) -> None:
         self.shots = list(shots)
-        self.rm_type = rm_type
+        self.rm_type = get_rm_type(rm_type)
         self.source = source
         # What the shots say, not where they came from: a run's fingerprint changes when
         # a pool's content does.
@@ -63,17 +63,17 @@ class ShotsPool:
         return len(self.shots)
 
     @classmethod
-    def load(cls, path: str | Path | None, rm_type: str) -> ShotsPool:
+    def load(cls, path: str | Path | None, rm_type: str | RMType) -> ShotsPool:
         """Load and validate a pool: a JSON list or a JSONL file; None = icrm's default.
 
         Raises:
             ConfigError: the file cannot be read or parsed, or a shot is invalid (the
                 message names the shot index and field).
         """
-        check_rm_type(rm_type)
+        rm_type = get_rm_type(rm_type)
         if path is None:
-            text = (importlib.resources.files("icrm") / "shots_pool" / f"{rm_type}.json").read_text(encoding="utf-8")
-            return cls.from_records(json.loads(text), rm_type, f"default {rm_type} shots pool")
+            text = (importlib.resources.files("icrm") / "shots_pool" / f"{rm_type.name}.json").read_text(encoding="utf-8")
+            return cls.from_records(json.loads(text), rm_type, f"default {rm_type.name} shots pool")
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
@@ -82,12 +82,13 @@ class ShotsPool:
         return cls.from_records(_parse_pool(text, path), rm_type, f"shots pool {path}")
 
     @classmethod
-    def from_records(cls, records: Iterable[Any], rm_type: str, source: str = "shots") -> ShotsPool:
+    def from_records(cls, records: Iterable[Any], rm_type: str | RMType, source: str = "shots") -> ShotsPool:
         """Validate shot dicts (or `Shot` objects) into a pool.
 
         Raises:
             ConfigError: naming `source`, the shot index and the field at fault.
         """
+        rm_type = get_rm_type(rm_type)
         records = list(records)
         shots = [r if isinstance(r, Shot) else _parse_shot(r, i, rm_type, source) for i, r in enumerate(records)]
         return cls(shots, rm_type, source)
@@ -139,32 +140,17 @@ def _parse_pool(text: str, path: Path) -> list[Any]:
     return records
 
 
-def _parse_shot(record: Any, index: int, rm_type: str, source: str) -> Shot:
+def _parse_shot(record: Any, index: int, rm_type: RMType, source: str) -> Shot:
     where = f"{source} shot {index}"
     if not isinstance(record, dict):
         raise ConfigError(f"{where}: expected an object, got {type(record).__name__}")
-    fields = ("conversation",) if rm_type == "individual" else ("conversation_A", "conversation_B")
+    fields = rm_type.input_fields
     for name in (*fields, "feedback"):
         if name not in record:
-            raise ConfigError(f"{where}: missing field '{name}' (a {rm_type} shot needs {', '.join((*fields, 'feedback'))})")
+            raise ConfigError(f"{where}: missing field '{name}' (a {rm_type.name} shot needs {', '.join((*fields, 'feedback'))})")
     try:
-        conversations = tuple(Conversation.from_messages(record[f], field=f) for f in fields)
-        if rm_type == "pairwise":
-            check_same_context(*conversations)
+        conversations = rm_type.conversations({f: record[f] for f in fields})
     except InputError as e:
         raise ConfigError(f"{where}: {e}") from None
-    feedback = record["feedback"]
-    if not isinstance(feedback, dict):
-        raise ConfigError(f"{where}: 'feedback' must be an object, got {type(feedback).__name__}")
-    for key in feedback_keys(rm_type):
-        if key not in feedback:
-            raise ConfigError(f"{where}: feedback lacks '{key}'")
-    score = feedback.get("score")
-    if rm_type == "individual" and (type(score) is not int or not 1 <= score <= 10):
-        raise ConfigError(f"{where}: feedback 'score' must be an integer from 1 to 10, got {score!r}")
-    if rm_type == "pairwise" and feedback.get("choice") not in PAIRWISE_CHOICES:
-        raise ConfigError(f"{where}: feedback 'choice' must be one of {', '.join(PAIRWISE_CHOICES)}, got {feedback.get('choice')!r}")
-    for key in feedback_keys(rm_type):
-        if key not in ("score", "choice") and not isinstance(feedback[key], str):
-            raise ConfigError(f"{where}: feedback '{key}' must be a string, got {type(feedback[key]).__name__}")
-    return Shot(str(record.get("id", index)), conversations, feedback, record)
+    rm_type.check_shot_feedback(record["feedback"], where)
+    return Shot(str(record.get("id", index)), conversations, record["feedback"], record)

@@ -28,7 +28,7 @@ import jinja2.sandbox
 
 from .errors import ConfigError
 
-__all__ = ["Template", "render_feedback", "TEMPLATE_KEYS"]
+__all__ = ["Template", "render_feedback", "feedback_template_keys"]
 
 PLACEHOLDER = re.compile(r"\{\$([^{}$\n]+)\}")
 # Jinja statements that read other templates: there is no loader, and a template file
@@ -37,16 +37,6 @@ _FORBIDDEN_NODES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.From
 _jinja = jinja2.sandbox.SandboxedEnvironment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
 )
-
-# The keys each template must use, by (rm_type, role). A feedback template in ``{$key}``
-# form uses the feedback keys; a Jinja one gets the whole dict as ``feedback``.
-TEMPLATE_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("individual", "overall"): ("shots", "history", "user_query", "model_output"),
-    ("pairwise", "overall"): ("shots", "history", "user_query", "model_output_A", "model_output_B"),
-    ("individual", "shot"): ("index", "history", "user_query", "model_output", "feedback"),
-    ("pairwise", "shot"): ("index", "history", "user_query", "model_output_A", "model_output_B", "feedback"),
-}
-
 
 class Template:
     """A prompt template.

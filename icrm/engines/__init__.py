@@ -2,6 +2,7 @@
 
 from .base import Engine, GenerationKwargs, GenerationRequest, GenerationResult, Usage
 from .registry import API_ENGINES, ENGINE_NAMES, LOCAL_ENGINES, create_engine
+from .usage import UsageTotals
 from .worker import Worker
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "ENGINE_NAMES",
     "LOCAL_ENGINES",
     "create_engine",
+    "UsageTotals",
     "Worker",
 ]

@@ -15,11 +15,12 @@ from typing import Any
 
 import anthropic
 
-from ..errors import EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError
+from ..errors import ConfigError, EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError
 from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
 from .openai_compatible import retry_after_seconds
+from .registry import EngineOptions
 
-__all__ = ["AnthropicEngine", "map_anthropic_error"]
+__all__ = ["AnthropicEngine", "build", "map_anthropic_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,20 @@ class AnthropicEngine(Engine):
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self.client.close()
+
+
+def build(options: EngineOptions) -> AnthropicEngine:
+    """Claude through the Messages API; ``base_url`` is the API root (a trailing ``/v1``
+    is dropped).
+
+    Raises:
+        ConfigError: no model given.
+    """
+    if not options.model:
+        raise ConfigError(f"engine '{options.name}' needs a model: pass --model_name")
+    root = options.base_url.rstrip("/").removesuffix("/v1") if options.base_url else None
+    client = anthropic.AsyncAnthropic(api_key=options.api_key, base_url=root, timeout=options.timeout_s, max_retries=0)
+    return AnthropicEngine(options.name, options.model, client=client)
 
 
 def map_anthropic_error(error: Exception, engine: str) -> EngineError:

@@ -17,10 +17,18 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import openai
+
 from .. import settings
 from ..errors import ConfigError
+from .openai_compatible import OpenAICompatibleEngine, StructuredOutput
+from .registry import UNUSED_KEY, EngineOptions
+from .worker import Worker
 
 __all__ = [
+    "build_llamacpp",
+    "build_vllm",
+    "build_sglang",
     "EMBEDDED_MODEL_NAME",
     "embedded_model_path",
     "embedded_model_hf_dir",
@@ -216,3 +224,97 @@ def _count_gpus() -> int:
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def build_llamacpp(options: EngineOptions) -> OpenAICompatibleEngine:
+    """The embedded default: llama-cpp-python servers with the embedded model (or the
+    ``.gguf`` file named by the model), in chat mode with the feedback schema enforced
+    (its server constrains JSON only there); ``n > 1`` is sent as ``n`` requests.
+
+    Raises:
+        ConfigError: the model is not a local ``.gguf`` file, or the server package is
+            missing.
+        EngineError: a worker failed to start.
+    """
+    if options.model is None:
+        model_path, model_name = embedded_model_path(), EMBEDDED_MODEL_NAME
+    else:
+        model_path, model_name = Path(options.model), Path(options.model).stem
+        if not options.worker_addrs and (model_path.suffix != ".gguf" or not model_path.is_file()):
+            raise ConfigError(f"engine 'llamacpp' needs a local .gguf file as --model_name; {options.model!r} is not one")
+    builds: list[tuple[Callable[[int], list[str]], dict[str, str]]] = []
+    if not options.worker_addrs:
+        require_module("llama_cpp", options.name, "pip install 'llama-cpp-python[server]'")
+        require_module("sse_starlette", options.name, "pip install 'llama-cpp-python[server]'")
+        builds = [(llamacpp_argv(model_path, model_name, options.worker_args), {})] * options.num_workers
+    return _launch(options, model_name, builds, "json_object_schema", default_completion=False, native_n=False,
+                   constrain=True)
+
+
+def build_vllm(options: EngineOptions) -> OpenAICompatibleEngine:
+    """vLLM servers, one per ``num_gpu_per_worker`` GPUs (vLLM's CPU build: one worker
+    with CPU defaults), in completion mode; structured output in both modes.
+
+    Raises:
+        ConfigError: no model, vLLM missing (with the install hint), too few GPUs.
+        EngineError: a worker failed to start.
+    """
+    builds = []
+    if not options.worker_addrs:
+        model = _require_model_and_module(options)
+        if vllm_is_cpu_build():
+            builds = [(vllm_argv(model, 1, (*VLLM_CPU_ARGS, *options.worker_args)), vllm_cpu_env())] * options.num_workers
+        else:
+            builds = [(vllm_argv(model, options.num_gpu_per_worker, options.worker_args), {"CUDA_VISIBLE_DEVICES": d})
+                      for d in gpu_slices(options.name, options.num_workers, options.num_gpu_per_worker)]
+    return _launch(options, _model(options), builds, "structured_outputs")
+
+
+def build_sglang(options: EngineOptions) -> OpenAICompatibleEngine:
+    """SGLang servers, one per ``num_gpu_per_worker`` GPUs, in completion mode.
+
+    Raises:
+        ConfigError: no model, SGLang missing (with the install hint), too few GPUs.
+        EngineError: a worker failed to start.
+    """
+    builds = []
+    if not options.worker_addrs:
+        model = _require_model_and_module(options)
+        builds = [(sglang_argv(model, options.num_gpu_per_worker, options.worker_args), {"CUDA_VISIBLE_DEVICES": d})
+                  for d in gpu_slices(options.name, options.num_workers, options.num_gpu_per_worker)]
+    return _launch(options, _model(options), builds, "json_schema")
+
+
+def _model(options: EngineOptions) -> str:
+    if not options.model:
+        raise ConfigError(f"engine '{options.name}' needs a model: pass --model_name")
+    return options.model
+
+
+def _require_model_and_module(options: EngineOptions) -> str:
+    model = _model(options)
+    hint = (f"pip install 'icrm[{options.name}]' (needs NVIDIA GPUs; without one use the embedded default or an API "
+            "engine)")
+    require_module(options.name, options.name, hint)
+    return model
+
+
+def _launch(options: EngineOptions, model_name: str, builds: Sequence[tuple[Callable[[int], list[str]], dict[str, str]]],
+            structured: StructuredOutput, default_completion: bool = True, native_n: bool = True,
+            constrain: bool = False) -> OpenAICompatibleEngine:
+    """Start the workers (or use ``worker_addrs``) and build one client per server."""
+    workers = [Worker(options.name, build, env=env, startup_timeout_s=settings.worker_startup_timeout_s())
+               for build, env in builds]
+    try:
+        base_urls = [w.start() for w in workers] or list(options.worker_addrs)
+    except BaseException:
+        for w in workers:
+            w.close()
+        raise
+    clients = [openai.AsyncOpenAI(base_url=url, api_key=UNUSED_KEY, timeout=options.timeout_s, max_retries=0)
+               for url in base_urls]
+    return OpenAICompatibleEngine(
+        options.name, model_name, clients=clients,
+        completion=default_completion if options.completion is None else options.completion,
+        structured_output=structured, constrain_by_default=constrain, native_n=native_n, workers=workers,
+    )

@@ -13,17 +13,31 @@ import datetime
 import email.utils
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 import openai
 
-from ..errors import EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError, ICRMError, InputError
+from ..errors import (
+    ConfigError,
+    EngineConnectionError,
+    EngineError,
+    EngineStatusError,
+    EngineTimeoutError,
+    ICRMError,
+    InputError,
+)
 from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from .registry import EngineOptions
 from .worker import Worker
 
-__all__ = ["OpenAICompatibleEngine", "StructuredOutput", "map_openai_error", "retry_after_seconds"]
+__all__ = ["OpenAICompatibleEngine", "StructuredOutput", "build_api", "build_azure", "build_mock", "map_openai_error",
+           "retry_after_seconds"]
+
+MOCK_MODEL = "mock"
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +199,60 @@ class OpenAICompatibleEngine(Engine):
         # A failed request to a dead worker should say so, with its log, not "connection refused".
         for worker in self.workers:
             worker.check_alive()
+
+
+def build_api(options: EngineOptions) -> OpenAICompatibleEngine:
+    """A hosted OpenAI-compatible API (openai, together, mistral, ...) or any server at
+    ``base_url``: one `openai.AsyncOpenAI` client, no SDK retries.
+
+    Raises:
+        ConfigError: no model given.
+    """
+    if not options.model:
+        raise ConfigError(f"engine '{options.name}' needs a model: pass --model_name")
+    client = openai.AsyncOpenAI(api_key=options.api_key, base_url=options.base_url or options.spec.base_url,
+                                timeout=options.timeout_s, max_retries=0)
+    return _api_engine(options, options.model, client)
+
+
+def build_azure(options: EngineOptions) -> OpenAICompatibleEngine:
+    """Azure OpenAI: the model is the deployment; the endpoint is ``base_url`` or
+    ``AZURE_OPENAI_ENDPOINT``; ``api_version`` or ``OPENAI_API_VERSION`` or 2024-10-21.
+
+    Raises:
+        ConfigError: no deployment or no endpoint.
+    """
+    if not options.model:
+        raise ConfigError("engine 'azure' needs a model: pass --model_name (the deployment)")
+    endpoint = options.base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
+    if not endpoint:
+        raise ConfigError("engine 'azure' needs an endpoint: set AZURE_OPENAI_ENDPOINT or pass base_url")
+    client = openai.AsyncAzureOpenAI(
+        api_key=options.api_key, azure_endpoint=endpoint, azure_deployment=options.model,
+        api_version=options.api_version or os.environ.get("OPENAI_API_VERSION") or AZURE_DEFAULT_API_VERSION,
+        timeout=options.timeout_s, max_retries=0,
+    )
+    return _api_engine(options, options.model, client)
+
+
+def build_mock(options: EngineOptions) -> OpenAICompatibleEngine:
+    """icrm's mock server (`icrm.mock`) at ``base_url``; the model defaults to ``mock``.
+
+    Raises:
+        ConfigError: no ``base_url``.
+    """
+    if not options.base_url:
+        raise ConfigError(f"engine '{options.name}' needs base_url: the mock server's URL, e.g. http://127.0.0.1:11434/v1")
+    client = openai.AsyncOpenAI(api_key=options.api_key, base_url=options.base_url, timeout=options.timeout_s,
+                                max_retries=0)
+    return _api_engine(options, options.model or MOCK_MODEL, client)
+
+
+def _api_engine(options: EngineOptions, model: str, client: Any) -> OpenAICompatibleEngine:
+    completion = bool(options.completion)
+    structured: StructuredOutput | None = None if completion else options.spec.chat_schema  # type: ignore[assignment]
+    return OpenAICompatibleEngine(options.name, model, clients=[client], completion=completion,
+                                  structured_output=structured)
 
 
 def _structured_output(kind: StructuredOutput, schema: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,36 +15,13 @@ from ..errors import ConfigError, EngineError
 from .base import Engine, GenerationRequest, GenerationResult
 from .cache import GenerationCache, cache_key
 from .retry import RetryPolicy, call_with_retries
+from .usage import UsageTotals
 
 __all__ = ["RequestRunner", "UsageTotals"]
 
 logger = logging.getLogger(__name__)
 
 REDACTED = "[REDACTED]"
-
-
-@dataclass
-class UsageTotals:
-    """Running totals over every request of one runner.
-
-    Attributes:
-        requests: requests asked for (cache hits included).
-        prompt_tokens, completion_tokens, cached_tokens: tokens the servers reported
-            (cache hits add nothing: no server was called).
-        errors: requests that failed after their retries.
-        cache_hits: requests answered from the generation cache.
-    """
-
-    requests: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    errors: int = 0
-    cache_hits: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The totals as a plain dict."""
-        return asdict(self)
 
 
 class RequestRunner:
@@ -104,9 +80,7 @@ class RequestRunner:
         try:
             result = await call_with_retries(lambda: self.engine.generate(request), self.retry, self.engine.name)
         except EngineError as error:
-            with self._lock:
-                self.usage.requests += 1
-                self.usage.errors += 1
+            self.usage.add(None, error=True)
             self._log(request, None, error)
             raise
         if key is not None:
@@ -124,14 +98,7 @@ class RequestRunner:
                 self.cache.close()
 
     def _count(self, result: GenerationResult) -> None:
-        with self._lock:
-            self.usage.requests += 1
-            if result.cache_hit:
-                self.usage.cache_hits += 1
-                return
-            self.usage.prompt_tokens += result.usage.prompt_tokens
-            self.usage.completion_tokens += result.usage.completion_tokens
-            self.usage.cached_tokens += result.usage.cached_tokens or 0
+        self.usage.add(result.usage, cache_hit=result.cache_hit)
 
     def _log(self, request: GenerationRequest, result: GenerationResult | None, error: Exception | None) -> None:
         if self.log_file is None:

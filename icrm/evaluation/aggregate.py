@@ -25,6 +25,7 @@ __all__ = [
     "SubsetReport",
     "rewardbench_constants",
     "pairwise_outcome",
+    "preference_outcome",
     "individual_outcome",
     "length_baseline",
     "subset_report",
@@ -64,6 +65,20 @@ class Outcome:
     tie: bool
     parse_failure: bool
     consistent: bool | None = None
+
+
+def preference_outcome(prefers_chosen: float | None) -> Outcome:
+    """The outcome of one judgement of a pair, from how it ranks chosen over rejected
+    (`icrm.rm_types.RMType.prefers_chosen`: 1.0, 0.0, 0.5 a tie, None unparseable).
+
+    >>> preference_outcome(1.0).score, preference_outcome(0.5).tie, preference_outcome(None).score
+    (1.0, True, 0.5)
+    """
+    if prefers_chosen is None:
+        return Outcome(0.5, 0.0, False, True)
+    if prefers_chosen == 0.5:
+        return Outcome(0.5, 0.0, True, False)
+    return Outcome(prefers_chosen, prefers_chosen, False, False)
 
 
 def pairwise_outcome(choice: str | None, chosen_in_a: bool) -> Outcome:

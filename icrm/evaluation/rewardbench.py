@@ -28,17 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch import (
-    BadRow,
-    BatchProgress,
-    ResultWriter,
-    check_same_run,
-    is_finished,
-    read_results,
-    read_rows,
-    run_batch,
-    run_fingerprint,
-)
+from ..batch import BadRow, check_same_run, is_finished, read_results, read_rows, run_fingerprint, write_results
+from ..inputs import rewardbench_pair
 from ..errors import ConfigError, InputError
 from ..scoring import result_row
 from ..shots import Shot
@@ -46,10 +37,9 @@ from .aggregate import (
     Outcome,
     bootstrap_sections,
     combine_orders,
-    individual_outcome,
     length_baseline,
     official_subsets,
-    pairwise_outcome,
+    preference_outcome,
     rewardbench_constants,
     section_scores,
     subset_report,
@@ -124,29 +114,16 @@ class _Judgement:
     shots: list[Shot] | None
 
 
-def _conversation(prompt: Any, response: str, row_id: str) -> list[dict[str, Any]]:
-    turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-    if not turns or not isinstance(turns[-1], dict) or turns[-1].get("role") != "user":
-        raise InputError(f"row {row_id}: 'prompt' must be a string or a list of turns ending with a user turn")
-    return [*turns, {"role": "assistant", "content": response}]
-
-
 def _judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], position: str, seed: int) -> Iterator[_Judgement]:
     for row in rows:
         rid = str(row["id"])
         shots = None
         if icrm.shot_sampling_mode == "random":
             shots = icrm.shots_pool.sample(icrm.num_shots, "random", random.Random(f"{seed}:{rid}"))
-        chosen = _conversation(row["prompt"], row["chosen"], rid)
-        rejected = _conversation(row["prompt"], row["rejected"], rid)
-        if icrm.rm_type == "individual":
-            yield _Judgement(f"{rid}:chosen", rid, "chosen", {"conversation": chosen}, shots)
-            yield _Judgement(f"{rid}:rejected", rid, "rejected", {"conversation": rejected}, shots)
-            continue
+        chosen, rejected = rewardbench_pair(row, f"row {rid}")
         orders = ("AB", "BA") if position == "both" else ("AB" if chosen_in_a(rid, seed) else "BA",)
-        for tag in orders:
-            a, b = (chosen, rejected) if tag == "AB" else (rejected, chosen)
-            yield _Judgement(f"{rid}:{tag}", rid, tag, {"conversation_A": a, "conversation_B": b}, shots)
+        for tag, item in icrm.rm_type.pair_judgements(chosen, rejected, orders):
+            yield _Judgement(f"{rid}:{tag}", rid, tag, item, shots)
 
 
 async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, position: str, seed: int,
@@ -168,21 +145,13 @@ async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: 
     done = {i for i, record in records.items() if is_finished(record)}
     todo = [j for j in _judgements(icrm, rows, position, seed) if j.id not in done]
     skipped = sum(1 for _ in _judgements(icrm, rows, position, seed)) - len(todo)
-    bar = BatchProgress(len(todo), progress)
 
-    async def work(judgement: _Judgement) -> Any:
-        return await icrm.ajudge_item(judgement.item, judgement.shots, generation_kwargs)
+    async def work(judgement: _Judgement) -> dict[str, Any]:
+        feedback = await icrm.ajudge_item(judgement.item, judgement.shots, generation_kwargs)
+        return {**result_row(judgement.id, feedback, provenance, icrm.rm_type), "row_id": judgement.row_id,
+                "tag": judgement.tag}
 
-    try:
-        with ResultWriter(rows_path) as writer:
-            async for judgement, feedback in run_batch(todo, work, concurrency):
-                record = result_row(judgement.id, feedback, provenance)
-                writer.write({**record, "row_id": judgement.row_id, "tag": judgement.tag})
-                usage = feedback.usage
-                bar.update(usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
-                           feedback.cache_hit, feedback.error is not None)
-    finally:
-        bar.close()
+    await write_results(todo, work, rows_path, concurrency, progress, total=len(todo))
     return len(todo), skipped
 
 
@@ -200,13 +169,10 @@ def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, posit
             missing += 1
             continue
         errors += sum(r.get("error_kind") not in (None, "parse") for r in judged.values())
-        for r in judged.values():
-            distribution[str(r.get("choice") if icrm.rm_type == "pairwise" else r.get("score"))] += 1
-        if icrm.rm_type == "individual":
-            outcome = individual_outcome(judged["chosen"].get("score"), judged["rejected"].get("score"))
-        else:
-            per_order = [pairwise_outcome(r.get("choice"), tag == "AB") for tag, r in judged.items()]
-            outcome = combine_orders(*per_order) if len(per_order) == 2 else per_order[0]
+        verdicts = {tag: r.get(icrm.rm_type.verdict_key) for tag, r in judged.items()}
+        distribution.update(str(v) for v in verdicts.values())
+        per_order = [preference_outcome(p) for p in icrm.rm_type.prefers_chosen(verdicts)]
+        outcome = combine_orders(*per_order) if len(per_order) == 2 else per_order[0]
         by_subset[row["subset"]].append((outcome, length_baseline(row["chosen"], row["rejected"])))
     reports = {name: subset_report([o for o, _ in pairs], [b for _, b in pairs], rng)
                for name, pairs in sorted(by_subset.items())}
@@ -269,7 +235,7 @@ async def evaluate(
     duplicated = [i for i, n in ids.items() if n > 1]
     if duplicated:
         raise InputError(f"row ids must be unique; repeated: {', '.join(duplicated[:5])}")
-    out = output_dir(results_dir, icrm.rm_type, icrm.model_name, icrm.num_shots)
+    out = output_dir(results_dir, icrm.rm_type.name, icrm.model_name, icrm.num_shots)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     if overwrite_results and rows_path.exists():
@@ -280,9 +246,9 @@ async def evaluate(
     from .. import __version__
 
     meta = {
-        "model": icrm.model_name, "engine": icrm.engine.name, "rm_type": icrm.rm_type,
+        "model": icrm.model_name, "engine": icrm.engine.name, "rm_type": icrm.rm_type.name,
         "num_shots": icrm.num_shots, "shot_sampling_mode": icrm.shot_sampling_mode, "seed": icrm.seed,
-        "position": position if icrm.rm_type == "pairwise" else None, "template_hash": icrm.template_hash,
+        "position": None if icrm.rm_type.single else position, "template_hash": icrm.template_hash,
         "icrm_version": __version__, "data": str(data or f"{dataset}:{split}"), "subsets": list(subsets or []),
         "limit": limit, "generation_kwargs": icrm.run_fields(generation_kwargs)["generation_kwargs"],
         "judgements_run": ran, "judgements_skipped": skipped, "seconds": time.perf_counter() - start,

@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import ConfigError, EngineError, ICRMError, InputError
 from ..feedback import Feedback
 from ..reward_model import ICRM
+from ..rm_types import INDIVIDUAL
 from .contracts import GenerationOverrides, InfernetInput, LLMRequestData, OffchainItem, OpenRLHFRequest, RewardRequest
 from .limits import RETRY_AFTER_S, Admission, BodyLimit, Refused
 from .options import ServiceOptions
@@ -53,7 +54,7 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Met
 
 def score_to_reward(score: int) -> float:
     """Map an individual score (1–10) to a reward in [0, 1]: ``(score - 1) / 9``."""
-    return (score - 1) / 9
+    return INDIVIDUAL.reward(score)
 
 
 def split_query(query: str, prompt: str) -> list[dict[str, str]]:
@@ -188,13 +189,13 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         """Judge a batch of items concurrently; one result per item, in order, with the
         summed token usage. A failed item has ``error`` and ``error_kind`` set; the
         others are unaffected. 503 when the judge is down."""
-        if body.rm_type is not None and body.rm_type != model.rm_type:
-            raise Refused(400, "Bad Request", f"rm_type: this server judges {model.rm_type!r}, not {body.rm_type!r}")
+        if body.rm_type is not None and body.rm_type != model.rm_type.name:
+            raise Refused(400, "Bad Request", f"rm_type: this server judges {model.rm_type.name!r}, not {body.rm_type!r}")
         feedbacks = await judge(model, [item.inputs() for item in body.items], body)
         if all(f.error_kind == "engine_unavailable" for f in feedbacks):
             raise Refused(503, "Service Unavailable", "the judge is unavailable; retry later",
                           {"Retry-After": str(RETRY_AFTER_S)})
-        verdict = "score" if model.rm_type == "individual" else "choice"
+        verdict = model.rm_type.verdict_key
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         for f in feedbacks:
             if f.usage is not None:
@@ -215,7 +216,7 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         judgeable conversation) gets ``failure_reward`` and ``icrm_failed`` 1.0; a judge
         that could not answer makes the request 503/502, never a reward. Every
         ``extra_logs`` value is a list of finite floats."""
-        if model.rm_type != "individual":
+        if not model.rm_type.single:
             raise Refused(400, "Bad Request", "get_reward needs a server started with --rm_type individual")
         prompts = body.prompts if body.prompts is not None else [""] * len(body.query)
         if len(prompts) != len(body.query):
@@ -223,13 +224,13 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         items = [{"conversation": split_query(q, p)} for q, p in zip(body.query, prompts)]
         feedbacks = await judge(model, items, GenerationOverrides()) if items else []
         fail_on_judge_faults(request, feedbacks)
-        rewards = [score_to_reward(f.score) if f.ok and f.score is not None else options.failure_reward
-                   for f in feedbacks]
+        verdicts = [model.rm_type.verdict(f) if f.ok else None for f in feedbacks]
+        rewards = [options.failure_reward if v is None else model.rm_type.reward(v) for v in verdicts]
         return {
             "rewards": rewards,
             "scores": rewards,
             "extra_logs": {
-                "icrm_score": [float(f.score) if f.ok and f.score is not None else 0.0 for f in feedbacks],
+                "icrm_score": [0.0 if v is None else float(v) for v in verdicts],
                 "icrm_failed": [0.0 if f.ok else 1.0 for f in feedbacks],
             },
         }
@@ -245,13 +246,13 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         except Refused as e:
             return _error(e.status, e.description, e.headers)
         return JSONResponse({"status": "ok", "model": model.model_name, "engine": model.engine.name,
-                             "rm_type": model.rm_type})
+                             "rm_type": model.rm_type.name})
 
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def models(model: ICRM = Depends(icrm)) -> dict[str, Any]:
         """The judge model, OpenAI-style."""
         return {"object": "list", "data": [{"id": model.model_name, "object": "model", "owned_by": "icrm",
-                                            "engine": model.engine.name, "rm_type": model.rm_type}]}
+                                            "engine": model.engine.name, "rm_type": model.rm_type.name}]}
 
     @app.get("/openapi.json", dependencies=[Depends(authorized)], include_in_schema=False)
     async def openapi() -> JSONResponse:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from icrm import FeedbackParseError, IndividualFeedback, PairwiseFeedback, parse_feedback
-from icrm.feedback import build_feedback, feedback_json_schema, feedback_keys
+from icrm.rm_types import build_feedback, feedback_json_schema, feedback_keys
 
 RECORDED = Path(__file__).parent / "recorded"
 

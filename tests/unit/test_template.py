@@ -4,7 +4,7 @@ import pytest
 
 from icrm import ICRM, ConfigError, Template
 from icrm.neutralize import neutralize
-from icrm.template import TEMPLATE_KEYS
+from icrm.rm_types import INDIVIDUAL
 from tests.conftest import user_assistant
 
 # An ICRM pointed at an address it never calls: prompt building needs no server.
@@ -75,7 +75,7 @@ def test_custom_template_with_unknown_key_names_it(tmp_path):
     path = tmp_path / "t.txt"
     path.write_text("{$shots}{$history}{$user_query}{$model_output}{$response}")
     with pytest.raises(ConfigError, match=r"uses \{\$response\}"):
-        Template.load(path, TEMPLATE_KEYS[("individual", "overall")])
+        Template.load(path, INDIVIDUAL.template_keys("overall"))
 
 
 def test_custom_shot_and_feedback_templates_are_used(tmp_path):

@@ -1,0 +1,83 @@
+"""The judging-method seam: `JudgingMethod`, and the registry of methods by name."""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ..engines.base import GenerationRequest, GenerationResult
+from ..errors import ConfigError
+from ..feedback import Feedback
+from ..rm_types import RMType
+
+__all__ = ["JudgingMethod", "get_method", "method_names", "METHODS"]
+
+# name -> "module:Class", imported when chosen.
+METHODS: dict[str, str] = {
+    "critique": "icrm.methods.critique:Critique",
+}
+
+
+class JudgingMethod(ABC):
+    """How one judgement is asked and read.
+
+    Attributes:
+        name: the method's name (``critique``, ...).
+    """
+
+    name: ClassVar[str]
+
+    def answer_keys(self, rm_type: RMType) -> list[str]:
+        """The keys of the object the judge writes (default: the whole feedback)."""
+        return rm_type.keys()
+
+    def shot_feedback(self, rm_type: RMType, feedback: dict[str, Any]) -> dict[str, Any]:
+        """What a shot shows as its feedback (default: all of it)."""
+        return feedback
+
+    def default_templates(self, rm_type: RMType) -> tuple[str, str, str]:
+        """The names of the default overall, shot and feedback templates (in
+        ``icrm/templates``) for `rm_type`."""
+        return rm_type.name, f"{rm_type.name}_shot", f"{rm_type.name}_feedback"
+
+    @abstractmethod
+    def request(self, prompt: str, rm_type: RMType, *, completion: bool, constrain: bool,
+                kwargs: dict[str, Any]) -> GenerationRequest:
+        """The engine request for a rendered prompt.
+
+        Args:
+            prompt: the prompt text, ending where the judge's answer begins.
+            rm_type: the rm type judged.
+            completion: True for completion mode (a raw prompt), False for chat mode.
+            constrain: ask the server to constrain the answer to the method's schema.
+            kwargs: the generation kwargs in effect (defaults merged with the caller's).
+        """
+
+    @abstractmethod
+    def read(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> Feedback:
+        """The feedback for an engine result; never raises for an unusable answer (its
+        ``parse_error`` says why)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def method_names() -> Sequence[str]:
+    """Every method name."""
+    return tuple(METHODS)
+
+
+def get_method(name: str | JudgingMethod) -> JudgingMethod:
+    """The method called `name` (a method is returned as it is).
+
+    Raises:
+        ConfigError: an unknown name, listing the known ones.
+    """
+    if isinstance(name, JudgingMethod):
+        return name
+    if name not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {name!r}")
+    module, _, cls = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,35 @@
+"""``critique`` (the default, as the original IC-RM): the judge writes the whole feedback
+object — intent, checklist, strengths and weaknesses (individual) or an analysis of
+each response and the case for each verdict (pairwise) — then the score or choice.
+
+Cost: the prompt's prefill plus the ~90–200 tokens of the critique. With constrained
+output the server keeps the object to the feedback schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engines.base import GenerationRequest, GenerationResult
+from ..feedback import Feedback
+from ..rm_types import RMType
+from .base import JudgingMethod
+
+__all__ = ["Critique"]
+
+
+class Critique(JudgingMethod):
+    """The full critique, then the verdict."""
+
+    name = "critique"
+
+    def request(self, prompt: str, rm_type: RMType, *, completion: bool, constrain: bool,
+                kwargs: dict[str, Any]) -> GenerationRequest:
+        schema = rm_type.json_schema(self.answer_keys(rm_type)) if constrain else None
+        if completion:
+            return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
+        return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
+
+    def read(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> Feedback:
+        return rm_type.build(result.text, result.usage, self.answer_keys(rm_type), finish_reason=result.finish_reasons[0],
+                             cache_hit=result.cache_hit, latency_s=result.latency_s, **envelope)

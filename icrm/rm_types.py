@@ -1,0 +1,341 @@
+"""RM types: what it means to judge one response (``individual``) or two (``pairwise``).
+
+An `RMType` is the one place that knows an rm type's input fields, template keys and
+default templates, feedback class, verdict (``score`` 1–10 or ``choice`` A++ … B++),
+JSON schema, reward mapping, and how a RewardBench pair becomes its judgements. Code
+elsewhere asks the spec (``rm_type.verdict_key``, ``rm_type.reward(verdict)``) instead
+of comparing names; a new rm type is one new instance here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .conversation import Conversation, check_same_context
+from .engines.base import Usage
+from .errors import ConfigError, FeedbackParseError, InputError
+from .feedback import (
+    MAX_SCORE,
+    MIN_SCORE,
+    PAIRWISE_CHOICES,
+    TEXT_FIELD_MAX_CHARS,
+    Feedback,
+    FeedbackBase,
+    IndividualFeedback,
+    PairwiseFeedback,
+    answer_keys,
+)
+from .parsing import normalize_choice, normalize_score, parse_object
+
+__all__ = [
+    "RMType",
+    "INDIVIDUAL",
+    "PAIRWISE",
+    "RM_TYPES",
+    "get_rm_type",
+    "parse_feedback",
+    "build_feedback",
+    "feedback_keys",
+    "feedback_json_schema",
+]
+
+# The values a template receives for the example(s) it shows.
+_EXAMPLE_KEYS = ("history", "user_query")
+
+
+@dataclass(frozen=True, eq=False)
+class RMType:
+    """One rm type's spec.
+
+    Attributes:
+        name: ``individual`` or ``pairwise``.
+        input_fields: the item fields holding its conversation(s).
+        outputs: the template keys of the response(s) judged, one per input field.
+        feedback_class: its typed feedback.
+        verdict_key: ``score`` or ``choice``.
+        verdicts: every valid verdict, in order (the schema's enum).
+        normalizer: ``(value, text) -> verdict``, raising `FeedbackParseError`.
+        rewards: the reward in [0, 1] of each verdict (individual: (score − 1) / 9;
+            pairwise: how much A is preferred, 1.0 for A++ down to 0.0 for B++).
+    """
+
+    name: str
+    input_fields: tuple[str, ...]
+    outputs: tuple[str, ...]
+    feedback_class: type[FeedbackBase]
+    verdict_key: str
+    verdicts: tuple[Any, ...]
+    normalizer: Callable[[Any, str], Any] = field(repr=False)
+    rewards: Mapping[Any, float] = field(repr=False)
+
+    @property
+    def single(self) -> bool:
+        """True when one judgement judges one response (individual)."""
+        return len(self.input_fields) == 1
+
+    def __eq__(self, other: object) -> bool:
+        # A spec equals its name, so `icrm.rm_type == "pairwise"` reads as it always did.
+        if isinstance(other, str):
+            return other == self.name
+        return isinstance(other, RMType) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+    # -- the answer ----------------------------------------------------------------------
+
+    def keys(self) -> list[str]:
+        """The feedback's JSON keys in template order, the verdict last.
+
+        >>> INDIVIDUAL.keys()
+        ['intent', 'checklist', 'strengths', 'weaknesses', 'score']
+        """
+        return answer_keys(self.feedback_class)
+
+    def json_schema(self, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """A JSON schema for structured output (llama.cpp ``response_format``, vLLM
+        ``structured_outputs``, OpenAI ``json_schema``) of `keys` (default: all).
+
+        Every key is required and in order; free-text fields are bounded by
+        `TEXT_FIELD_MAX_CHARS` so constrained decoding always closes the object; the
+        verdict is an enum of `verdicts`.
+        """
+        properties: dict[str, Any] = {}
+        for key in keys or self.keys():
+            if key == self.verdict_key:
+                kind = "integer" if isinstance(self.verdicts[0], int) else "string"
+                properties[key] = {"type": kind, "enum": list(self.verdicts)}
+            else:
+                properties[key] = {"type": "string", "maxLength": TEXT_FIELD_MAX_CHARS}
+        return {"type": "object", "properties": properties, "required": list(properties)}
+
+    def normalize(self, value: Any, text: str = "") -> Any:
+        """The verdict `value` normalised (``"7/10"`` → 7, ``"A +"`` → ``A+``).
+
+        Raises:
+            FeedbackParseError: (``invalid_verdict``) not a verdict.
+        """
+        return self.normalizer(value, text)
+
+    def parse(self, text: str, finish_reason: str | None = None, keys: Sequence[str] | None = None) -> dict[str, Any]:
+        """The one feedback object of `keys` (default: all) in `text` (`icrm.parsing`).
+
+        Raises:
+            FeedbackParseError: no verdict, with the reason.
+        """
+        return parse_object(text, self.verdict_key, list(keys or self.keys()), self.normalizer, finish_reason)
+
+    def build(self, text: str, usage: Usage | None = None, keys: Sequence[str] | None = None,
+              **envelope: Any) -> Feedback:
+        """Typed feedback for an answer; never raises for a bad answer.
+
+        Args:
+            text: the model's answer.
+            usage: the request's token counts.
+            keys: the answer's expected shape (default: every feedback key).
+            **envelope: ``finish_reason``, ``cache_hit``, ``latency_s`` (seconds),
+                ``shot_ids``, ... or ``error`` + ``error_kind`` (no answer at all: no
+                parse is attempted).
+
+        Returns:
+            The feedback; when the text holds no verdict its ``parse_error`` and
+            ``parse_error_reason`` say why and the verdict is None.
+        """
+        cls = self.feedback_class
+        if envelope.get("error") is not None:
+            return cls(raw_text=text, usage=usage, **envelope)  # type: ignore[return-value]
+        try:
+            obj = self.parse(text, envelope.get("finish_reason"), keys)
+        except FeedbackParseError as e:
+            return cls(raw_text=text, usage=usage, parse_error=str(e), parse_error_reason=e.reason,  # type: ignore[return-value]
+                       **envelope)
+        fields = {k: obj.get(k) for k in self.keys()}
+        return cls.model_validate({**fields, "raw_text": text, "usage": usage, **envelope})  # type: ignore[return-value]
+
+    def failed(self, error: BaseException | str, kind: str | None = None, **envelope: Any) -> Feedback:
+        """Feedback for an item with no answer at all (a bad input, an engine failure)."""
+        return self.feedback_class(error=str(error), error_kind=kind or getattr(error, "kind", "internal"),  # type: ignore[return-value]
+                                   **envelope)
+
+    def verdict(self, feedback: FeedbackBase) -> Any:
+        """The feedback's score or choice (None when it has none)."""
+        return getattr(feedback, self.verdict_key)
+
+    def reward(self, verdict: Any) -> float:
+        """The verdict as a reward in [0, 1] (see `rewards`).
+
+        >>> INDIVIDUAL.reward(10), PAIRWISE.reward("B+")
+        (1.0, 0.25)
+        """
+        return self.rewards[verdict]
+
+    # -- the input -----------------------------------------------------------------------
+
+    def conversations(self, fields: Mapping[str, Any]) -> tuple[Conversation, ...]:
+        """Validate an item's conversations (given as `input_fields`).
+
+        Raises:
+            InputError: a field is missing, another rm type's field is given, or a
+                conversation is invalid (naming the turn); pairwise conversations must
+                share everything but their last turn.
+        """
+        given = {k for k, v in fields.items() if v is not None}
+        missing = [f for f in self.input_fields if f not in given]
+        extra = sorted(given - set(self.input_fields))
+        if missing or extra:
+            other = next(t for t in RM_TYPES.values() if t is not self)
+            hint = f" (for {' and '.join(other.input_fields)} use rm_type='{other.name}')" if given & set(other.input_fields) else ""
+            what = f"needs {' and '.join(repr(f) for f in self.input_fields)}" if missing else \
+                f"takes {' and '.join(self.input_fields)}, not {', '.join(extra)}"
+            raise InputError(f"{self.name} mode {what}{hint}")
+        conversations = tuple(Conversation.from_messages(fields[f], f) for f in self.input_fields)
+        if len(conversations) == 2:
+            check_same_context(*conversations)
+        return conversations
+
+    def example_values(self, conversations: Sequence[Conversation]) -> dict[str, str]:
+        """The template values of one example: history, user query and response(s)."""
+        first = conversations[0]
+        values = {"history": first.history, "user_query": first.user_query}
+        values.update({key: c.model_output for key, c in zip(self.outputs, conversations)})
+        return values
+
+    def template_keys(self, role: str) -> tuple[str, ...]:
+        """The keys a template of `role` (``overall`` or ``shot``) must use."""
+        keys = (*_EXAMPLE_KEYS, *self.outputs)
+        return ("shots", *keys) if role == "overall" else ("index", *keys, "feedback")
+
+    def check_shot_feedback(self, feedback: Any, where: str) -> None:
+        """Check a shot's feedback: every key, a valid verdict, text fields as text.
+
+        Raises:
+            ConfigError: naming `where` and the field.
+        """
+        if not isinstance(feedback, dict):
+            raise ConfigError(f"{where}: 'feedback' must be an object, got {type(feedback).__name__}")
+        for key in self.keys():
+            if key not in feedback:
+                raise ConfigError(f"{where}: feedback lacks '{key}'")
+        verdict = feedback[self.verdict_key]
+        if type(verdict) is not type(self.verdicts[0]) or verdict not in self.verdicts:
+            shown = f"an integer from {MIN_SCORE} to {MAX_SCORE}" if self.verdict_key == "score" else \
+                f"one of {', '.join(self.verdicts)}"
+            raise ConfigError(f"{where}: feedback '{self.verdict_key}' must be {shown}, got {verdict!r}")
+        for key in self.keys():
+            if key != self.verdict_key and not isinstance(feedback[key], str):
+                raise ConfigError(f"{where}: feedback '{key}' must be a string, got {type(feedback[key]).__name__}")
+
+    # -- RewardBench pairs ---------------------------------------------------------------
+
+    def pair_judgements(self, chosen: list[dict[str, Any]], rejected: list[dict[str, Any]],
+                        orders: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The judgements that compare `chosen` with `rejected` (two conversations), as
+        ``(tag, item)``: individual scores each (tags ``chosen`` and ``rejected``);
+        pairwise judges the pair once per order in `orders` (``AB`` = chosen in A).
+        """
+        if self.single:
+            field_name = self.input_fields[0]
+            return [("chosen", {field_name: chosen}), ("rejected", {field_name: rejected})]
+        a, b = self.input_fields
+        return [(tag, {a: chosen, b: rejected} if tag == "AB" else {a: rejected, b: chosen}) for tag in orders]
+
+    def prefers_chosen(self, verdicts: Mapping[str, Any]) -> list[float | None]:
+        """How each judgement of a pair (verdicts by tag, None = unparsed) ranks chosen
+        over rejected: 1.0 chosen, 0.0 rejected, 0.5 a tie, None no verdict. One value
+        for individual (both scores compared), one per order for pairwise."""
+        if self.single:
+            chosen, rejected = verdicts.get("chosen"), verdicts.get("rejected")
+            if chosen is None or rejected is None:
+                return [None]
+            return [0.5 if chosen == rejected else float(chosen > rejected)]
+        out: list[float | None] = []
+        for tag, choice in verdicts.items():
+            if choice is None:
+                out.append(None)
+                continue
+            a_better = self.reward(choice)
+            out.append(0.5 if a_better == 0.5 else float((a_better > 0.5) == (tag == "AB")))
+        return out
+
+
+INDIVIDUAL = RMType(
+    name="individual",
+    input_fields=("conversation",),
+    outputs=("model_output",),
+    feedback_class=IndividualFeedback,
+    verdict_key="score",
+    verdicts=tuple(range(MIN_SCORE, MAX_SCORE + 1)),
+    normalizer=normalize_score,
+    rewards={s: (s - MIN_SCORE) / (MAX_SCORE - MIN_SCORE) for s in range(MIN_SCORE, MAX_SCORE + 1)},
+)
+PAIRWISE = RMType(
+    name="pairwise",
+    input_fields=("conversation_A", "conversation_B"),
+    outputs=("model_output_A", "model_output_B"),
+    feedback_class=PairwiseFeedback,
+    verdict_key="choice",
+    verdicts=PAIRWISE_CHOICES,
+    normalizer=lambda value, text: normalize_choice(value, text, PAIRWISE_CHOICES),
+    rewards=dict(zip(PAIRWISE_CHOICES, (1.0, 0.75, 0.5, 0.25, 0.0))),
+)
+RM_TYPES: dict[str, RMType] = {t.name: t for t in (INDIVIDUAL, PAIRWISE)}
+
+
+def get_rm_type(rm_type: str | RMType) -> RMType:
+    """The spec of an rm type name (a spec is returned as it is).
+
+    Raises:
+        ConfigError: an unknown name, listing the known ones.
+    """
+    if isinstance(rm_type, RMType):
+        return rm_type
+    try:
+        return RM_TYPES[rm_type]
+    except (KeyError, TypeError):
+        raise ConfigError(f"rm_type must be 'individual' or 'pairwise', got {rm_type!r}") from None
+
+
+def feedback_keys(rm_type: str | RMType) -> list[str]:
+    """`RMType.keys` by name."""
+    return get_rm_type(rm_type).keys()
+
+
+def feedback_json_schema(rm_type: str | RMType) -> dict[str, Any]:
+    """`RMType.json_schema` by name."""
+    return get_rm_type(rm_type).json_schema()
+
+
+def parse_feedback(text: str, rm_type: str | RMType, finish_reason: str | None = None) -> dict[str, Any]:
+    """Parse a model's answer into a feedback dict (the rule is in `icrm.parsing`).
+
+    Args:
+        text: the generated text (the model's continuation after ``<|begin_of_feedback|>``).
+        rm_type: ``individual`` or ``pairwise``.
+        finish_reason: the server's finish reason; ``length`` means the answer was cut.
+
+    Returns:
+        The one feedback object in `text`, with ``score`` an int in 1–10 (individual) or
+        ``choice`` one of `PAIRWISE_CHOICES` (pairwise). Other keys as the model wrote them.
+
+    Raises:
+        FeedbackParseError: no verdict; ``raw_text`` is `text`, ``reason`` says why.
+
+    >>> parse_feedback('{"intent": "i", "checklist": "c", "strengths": "s", "weaknesses": "w", "score": "7/10"}'
+    ...                '<|end_of_feedback|> {"score": 1}', "individual")["score"]
+    7
+    >>> parse_feedback('{"choice": "B+", "analysis of A": "ok"', "pairwise")
+    Traceback (most recent call last):
+    ...
+    icrm.errors.FeedbackParseError: truncated answer: the feedback object is still open where the answer ends
+    """
+    return get_rm_type(rm_type).parse(text, finish_reason)
+
+
+def build_feedback(text: str, rm_type: str | RMType, usage: Usage | None = None, **envelope: Any) -> Feedback:
+    """`RMType.build` by name: typed feedback for an answer; never raises for a bad one."""
+    return get_rm_type(rm_type).build(text, usage, **envelope)
