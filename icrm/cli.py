@@ -94,8 +94,6 @@ class EvalOptions(BaseModel):
     """Evaluate the first N rows (after --subsets)."""
     subsets: Any = None
     """Comma-separated subsets to keep."""
-    position: Literal["random", "both"] = "random"
-    """Pairwise placement of chosen: seeded per row, or both orders."""
     concurrency: int = Field(8, ge=1)
     """Judgements in flight at most (changes no result)."""
     progress: OptionalBool = None
@@ -214,7 +212,7 @@ def _run_eval(config: ICRMConfig, generation: GenerationFlags, options: EvalOpti
     with ICRM.from_config(config) as icrm:
         summary, out = icrm.run_sync(evaluate(
             icrm, data=options.data, dataset=options.dataset, split=options.split, results_dir=options.results_dir,
-            position=options.position, overwrite_results=bool(options.overwrite_results), limit=options.limit,
+            overwrite_results=bool(options.overwrite_results), limit=options.limit,
             subsets=wanted, concurrency=options.concurrency, progress=options.progress, **generation_kwargs,
         ))
     print(format_table(summary))

@@ -129,8 +129,19 @@ class ICRMConfig(BaseModel):
     log_file: PathText = Field(None, **_on(*_PYTHON_ONLY))
     """A JSONL file to append every request and response to (keys redacted)."""
     constrain_output: OptionalBool = Field(None, **_on(*_EVERYWHERE))
-    """Ask the server for JSON constrained to the feedback schema; None = the engine's
-    default (on for ``llamacpp``)."""
+    """Ask the server for JSON constrained to the method's answer schema; None = the
+    engine's default (on for ``llamacpp``)."""
+    method: Literal["critique", "verdict", "logprob"] = Field("critique", **_on(*_EVERYWHERE))
+    """The judging method: ``critique`` (the full feedback, then the verdict; the most
+    accurate), ``verdict`` (the verdict alone, a few tokens) or ``logprob`` (one token:
+    the distribution over the verdicts from its top logprobs)."""
+    position: Literal["as_given", "random", "both"] = Field("as_given", **_on(*_EVERYWHERE, eval="random"))
+    """Pairwise: judge A and B ``as_given``, in a ``random`` order (seeded by `seed` and
+    the item's id, and told back in the given orientation), or in ``both`` orders
+    combined (with ``position_consistent``); ``icrm eval`` defaults to ``random``."""
+    num_samples: int = Field(1, ge=1, **_on(*_EVERYWHERE))
+    """Self-consistency: samples per judgement (needs temperature > 0), voted (majority
+    choice, mean score) with their ``agreement``."""
 
     @field_validator("worker_addrs", "worker_args", mode="before")
     @classmethod

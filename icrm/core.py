@@ -27,6 +27,8 @@ their docstrings; the logic lives in `icrm.prompt`, `icrm.methods`, `icrm.engine
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import random
@@ -41,16 +43,17 @@ from .config import ICRMConfig
 from .engines import Engine, GenerationResult, create_engine
 from .engines.base import check_generation_kwargs
 from .engines.cache import GenerationCache
-from .engines.registry import resolve_api_key
+from .engines.registry import ALIASES, ENGINES, resolve_api_key
 from .engines.retry import RetryPolicy
 from .engines.runner import RequestRunner
 from .engines.usage import UsageTotals
 from .errors import ConfigError, ICRMError, InputError
 from .feedback import END_OF_FEEDBACK, Feedback
 from .logs import enable_stderr_logging
-from .methods import JudgingMethod, get_method
+from .methods import METHODS, JudgingMethod, get_method
+from .methods.combine import combine_orders, vote
 from .prompt import PromptBuilder
-from .rm_types import RMType, get_rm_type
+from .rm_types import RM_TYPES, RMType, get_rm_type
 from .scoring import ScoreSummary, score_file
 from .shots import Shot
 
@@ -105,9 +108,9 @@ class ICRMCore:
     def _setup(self, config: ICRMConfig) -> None:
         self.config = config
         self.rm_type: RMType = get_rm_type(config.rm_type)
-        self.method: JudgingMethod = get_method("critique")
-        self.prompts = PromptBuilder.load(self.rm_type, self.method, config.template_path, config.shot_template_path,
-                                          config.feedback_template_path, config.shots_pool_path)
+        self.method: JudgingMethod = get_method(config.method)
+        self._builders: dict[str, PromptBuilder] = {}
+        self.prompts = self._builder(self.method)
         self._rng = random.Random(config.seed)
         # Check num_shots and the mode now, not at the first call.
         self.prompts.sample(config.num_shots, config.shot_sampling_mode, random.Random(config.seed))
@@ -125,15 +128,18 @@ class ICRMCore:
         if cache is not None:
             cache.open()
         engine_name = config.engine or ("llamacpp" if config.model_name is None else "vllm")
+        completion = config.completion
+        if completion is None and self.method.prefers_completion and _has_completion(engine_name):
+            completion = True
         self._loop = LoopThread()
         self._pid = os.getpid()
         try:
             self.engine: Engine = create_engine(
                 engine_name, config.model_name,
-                completion=config.completion, base_url=config.base_url, api_key=config.api_key,
+                completion=completion, base_url=config.base_url, api_key=config.api_key,
                 api_version=config.api_version, num_workers=config.num_workers,
                 num_gpu_per_worker=config.num_gpu_per_worker, worker_addrs=config.worker_addrs,
-                worker_args=config.worker_args, timeout_s=config.timeout,
+                worker_args=config.worker_args, timeout_s=config.timeout, logprobs=self.method.needs_logprobs,
             )
         except BaseException:
             self._loop.close()
@@ -175,6 +181,8 @@ class ICRMCore:
             "engine": self.engine.name,
             "rm_type": self.rm_type.name,
             "method": self.method.name,
+            "position": None if self.rm_type.single else self.config.position,
+            "num_samples": self.config.num_samples,
             "mode": "completion" if self.engine.completion else "chat",
             "constrain_output": self.constrain_output,
             "template_hash": self.template_hash,
@@ -182,7 +190,7 @@ class ICRMCore:
             "seed": self.seed,
             "num_shots": self.num_shots,
             "shot_sampling_mode": self.shot_sampling_mode,
-            "generation_kwargs": {**DEFAULT_GENERATION_KWARGS, **(generation_kwargs or {})},
+            "generation_kwargs": self._kwargs(self.method, generation_kwargs or {}),
         }
 
     provenance = run_fields
@@ -217,38 +225,59 @@ class ICRMCore:
                                    mode or self.shot_sampling_mode, self._rng)
 
     def render_prompt(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
-                      shots: ShotsArg = None) -> str:
+                      shots: ShotsArg = None, method: str | None = None, **context: Any) -> str:
         """The full prompt for one judgement: instruction, rules, shots, then the example.
 
         Args:
             conversation: individual mode: the conversation to judge.
             conversation_A, conversation_B: pairwise mode: the two conversations.
             shots: shot dicts (or `Shot` objects) to show; None = sample from the pool.
+            method: the judging method (default: this instance's).
+            **context: the item's other fields (``reference``, ``rubric``, ...).
 
         Returns:
-            The prompt text, ending with ``### Feedback\\n<|begin_of_feedback|>``.
+            The prompt text, ending where the judge's answer begins.
 
         Raises:
             InputError: an invalid conversation, naming the turn.
             ConfigError: an invalid shot, naming its index and field.
         """
-        return self._build_prompt(_fields(conversation, conversation_A, conversation_B), shots)[0]
+        builder = self._builder(self._method(method))
+        chosen = self._sample() if shots is None else builder.shots(shots)
+        return builder.render(_fields(conversation, conversation_A, conversation_B), chosen, context)
 
-    def _build_prompt(self, fields: dict[str, Any], shots: ShotsArg) -> tuple[str, list[Shot]]:
-        chosen = self._sample() if shots is None else self.prompts.shots(shots)
-        return self.prompts.render(fields, chosen), chosen
+    def _method(self, method: str | JudgingMethod | None) -> JudgingMethod:
+        return self.method if method is None else get_method(method)
+
+    def _builder(self, method: JudgingMethod) -> PromptBuilder:
+        builder = self._builders.get(method.name)
+        if builder is None:
+            config = self.config
+            builder = self._builders[method.name] = PromptBuilder.load(
+                self.rm_type, method, config.template_path, config.shot_template_path, config.feedback_template_path,
+                config.shots_pool_path)
+        return builder
+
+    def _kwargs(self, method: JudgingMethod, generation_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {**DEFAULT_GENERATION_KWARGS, **method.default_kwargs(self.rm_type), **generation_kwargs}
 
     # -- judging ---------------------------------------------------------------------------
 
-    async def _agenerate(self, fields: dict[str, Any], shots: ShotsArg,
-                         generation_kwargs: dict[str, Any]) -> tuple[GenerationResult, list[Shot]]:
-        prompt, chosen = self._build_prompt(fields, shots)
+    async def _agenerate(self, fields: dict[str, Any], shots: Sequence[Shot], generation_kwargs: dict[str, Any],
+                         method: JudgingMethod, context: dict[str, Any] | None = None,
+                         samples: int = 1) -> GenerationResult:
+        prompt = self._builder(method).render(fields, shots, context)
         if self.verbose:
             logger.info("prompt:\n%s", prompt)
-        kwargs = check_generation_kwargs({**DEFAULT_GENERATION_KWARGS, **generation_kwargs})
-        request = self.method.request(prompt, self.rm_type, completion=self.engine.completion,
-                                      constrain=self.constrain_output, kwargs=kwargs)
-        return await self.runner.generate(request), chosen
+        kwargs = check_generation_kwargs(self._kwargs(method, generation_kwargs))
+        if samples > 1:
+            if not kwargs.get("temperature"):
+                raise ConfigError(f"num_samples={samples} needs a temperature > 0 (the samples would all be the "
+                                  "same): pass --temperature, e.g. 0.7", fatal=True)
+            kwargs["n"] = samples
+        request = method.request(prompt, self.rm_type, completion=self.engine.completion,
+                                 constrain=self.constrain_output, kwargs=kwargs)
+        return await self.runner.generate(request)
 
     async def ajudge(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
                      shots: ShotsArg = None, **generation_kwargs: Any) -> Feedback:
@@ -277,39 +306,85 @@ class ICRMCore:
         """The synchronous `ajudge`: same arguments, returns, and errors."""
         return self._sync(self._ajudge(_fields(conversation, conversation_A, conversation_B), shots, generation_kwargs))
 
-    async def _ajudge(self, fields: dict[str, Any], shots: ShotsArg, generation_kwargs: dict[str, Any]) -> Feedback:
-        result, chosen = await self._agenerate(fields, shots, generation_kwargs)
-        return self.method.read(result, self.rm_type, shot_ids=[s.id for s in chosen])
+    async def _ajudge(self, fields: dict[str, Any], shots: ShotsArg, generation_kwargs: dict[str, Any],
+                      method: str | None = None, position: str | None = None, key: str | None = None,
+                      context: dict[str, Any] | None = None) -> Feedback:
+        """One judgement: the method's request(s) in the position's order(s), samples
+        voted, the swapped order told back in the given orientation."""
+        judging = self._method(method)
+        builder = self._builder(judging)
+        chosen = self._sample() if shots is None else builder.shots(shots)
+        self.rm_type.conversations(fields)  # a bad item fails before any request
+        orders = self._orders(position or self.config.position, fields, key)
 
-    async def ajudge_item(self, item: Any, shots: ShotsArg = None,
-                          generation_kwargs: dict[str, Any] | None = None) -> Feedback:
+        async def one(order: str) -> Feedback:
+            given = fields if order == "AB" else _swapped(self.rm_type, fields)
+            result = await self._agenerate(given, chosen, generation_kwargs, judging, context, self.config.num_samples)
+            samples = judging.read_all(result, self.rm_type, shot_ids=[s.id for s in chosen])
+            feedback = vote(self.rm_type, samples) if len(samples) > 1 else samples[0]
+            if order == "BA":
+                feedback = self.rm_type.flip(feedback)
+            return feedback if self.rm_type.single else feedback.model_copy(update={"position": order})
+
+        judged = await asyncio.gather(*(one(order) for order in orders))
+        return combine_orders(self.rm_type, *judged) if len(judged) == 2 else judged[0]
+
+    def _orders(self, position: str, fields: dict[str, Any], key: str | None) -> tuple[str, ...]:
+        if self.rm_type.single or position == "as_given":
+            return ("AB",)
+        if position == "both":
+            return ("AB", "BA")
+        if position == "random":
+            return (random_order(self.config.seed, key if key is not None else _content_key(fields)),)
+        raise ConfigError(f"position must be 'as_given', 'random' or 'both', got {position!r}")
+
+    async def ajudge_item(self, item: Any, shots: ShotsArg = None, generation_kwargs: dict[str, Any] | None = None,
+                          key: str | None = None, method: str | None = None, position: str | None = None) -> Feedback:
         """`ajudge` for one item dict (``conversation``, or ``conversation_A`` and
-        ``conversation_B``) that records every fault on the feedback instead of raising.
+        ``conversation_B``, plus any context fields such as ``reference``) that records
+        every fault on the feedback instead of raising. `key` (the item's id) seeds the
+        ``random`` position; `method` and `position` override this instance's.
 
         Every fault while judging this item becomes its ``error`` with an
         ``error_kind`` (``input``, ``engine``, ``engine_unavailable``, ``engine_status``,
         ``config``; ``internal`` for a bug, logged with its traceback), so one item never
         stops the others. Check the caller's shots and generation kwargs before a batch
-        (`check_generation_kwargs`): they apply to every item.
+        (`check_generation_kwargs`): they apply to every item. A fault no item can escape
+        (an engine that returns no logprobs to the ``logprob`` method) is raised.
+
+        Raises:
+            ConfigError: such a fault, with ``fatal`` in its context.
         """
-        return await self._async(self._ajudge_item(item, shots, generation_kwargs))
+        return await self._async(self._ajudge_item(item, shots, generation_kwargs, key, method, position))
 
-    def judge_item(self, item: Any, shots: ShotsArg = None,
-                   generation_kwargs: dict[str, Any] | None = None) -> Feedback:
+    def judge_item(self, item: Any, shots: ShotsArg = None, generation_kwargs: dict[str, Any] | None = None,
+                   key: str | None = None, method: str | None = None, position: str | None = None) -> Feedback:
         """The synchronous `ajudge_item`."""
-        return self._sync(self._ajudge_item(item, shots, generation_kwargs))
+        return self._sync(self._ajudge_item(item, shots, generation_kwargs, key, method, position))
 
-    async def _ajudge_item(self, item: Any, shots: ShotsArg, generation_kwargs: dict[str, Any] | None) -> Feedback:
+    async def _ajudge_item(self, item: Any, shots: ShotsArg, generation_kwargs: dict[str, Any] | None,
+                           key: str | None = None, method: str | None = None, position: str | None = None) -> Feedback:
+        judging = self._method(method) if method is None or method in METHODS else None
         try:
+            if judging is None:
+                raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
             if not isinstance(item, dict):
                 raise InputError(f"expected an item dict with {' and '.join(self.rm_type.input_fields)}, "
                                  f"got {type(item).__name__}")
-            extra = sorted(set(item) - set(self.rm_type.input_fields))
-            if extra:
-                raise InputError(f"unexpected field(s) {', '.join(extra)} for rm_type={self.rm_type.name!r}")
-            return await self._ajudge(item, shots, generation_kwargs or {})
+            others = sorted(f for t in RM_TYPES.values() for f in t.input_fields
+                            if f in item and f not in self.rm_type.input_fields)
+            if others:
+                raise InputError(f"unexpected field(s) {', '.join(others)} for rm_type={self.rm_type.name!r}")
+            fields = {f: item.get(f) for f in self.rm_type.input_fields}
+            context = {k: v for k, v in item.items() if k not in self.rm_type.input_fields}
+            feedback = await self._ajudge(fields, shots, generation_kwargs or {}, judging.name, position, key, context)
+            return feedback if feedback.method else feedback.model_copy(update={"method": judging.name})
+        except ConfigError as error:
+            if error.context.get("fatal"):
+                raise
+            return self.rm_type.failed(error, method=getattr(judging, "name", None))
         except ICRMError as error:
-            return self.rm_type.failed(error)
+            return self.rm_type.failed(error, method=getattr(judging, "name", None))
         except Exception as error:  # a bug: logged in full, recorded on this item only
             logger.exception("internal error while judging an item")
             return self.rm_type.failed(f"internal error: {type(error).__name__}: {error}", "internal")
@@ -469,6 +544,27 @@ class ICRMCore:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(engine={self.engine.name!r}, model_name={self.model_name!r}, "
                 f"rm_type={self.rm_type.name!r}, num_shots={self.num_shots})")
+
+
+def _has_completion(engine: str) -> bool:
+    spec = ENGINES.get(ALIASES.get(engine, engine))
+    return spec is not None and spec.has_completion
+
+
+def random_order(seed: int, key: str) -> str:
+    """The order a pair is judged in with ``position="random"``: ``AB`` or ``BA`` from a
+    bit of SHA-256(seed:key) — the same in every run and process, whatever the
+    concurrency or the cache."""
+    return "AB" if hashlib.sha256(f"{seed}:{key}".encode()).digest()[0] & 1 else "BA"
+
+
+def _content_key(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _swapped(rm_type: RMType, fields: dict[str, Any]) -> dict[str, Any]:
+    a, b = rm_type.input_fields
+    return {**fields, a: fields[b], b: fields[a]}
 
 
 def _fields(conversation: Any, conversation_A: Any, conversation_B: Any) -> dict[str, Any]:

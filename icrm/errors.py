@@ -44,8 +44,10 @@ __all__ = [
 # missing_keys: an object with the verdict key but not every key of the method's shape;
 # no_verdict: objects, but none carries the verdict key;
 # invalid_verdict: the verdict value is not a score 1-10 / one of the five choices;
-# no_object: no JSON object at all; empty: no text at all.
-PARSE_REASONS = ("truncated", "ambiguous", "missing_keys", "no_verdict", "invalid_verdict", "no_object", "empty")
+# no_object: no JSON object at all; empty: no text at all;
+# no_label: (logprob method) no verdict label among the first token's top logprobs.
+PARSE_REASONS = ("truncated", "ambiguous", "missing_keys", "no_verdict", "invalid_verdict", "no_object", "empty",
+                 "no_label")
 
 
 def _rebuild(cls: type[ICRMError], message: str, state: dict[str, Any]) -> ICRMError:

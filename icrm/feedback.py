@@ -27,6 +27,7 @@ __all__ = [
     "PairwiseFeedback",
     "Feedback",
     "ENVELOPE_FIELDS",
+    "JUDGEMENT_FIELDS",
     "answer_keys",
 ]
 
@@ -68,6 +69,26 @@ class FeedbackBase(BaseModel):
     """Ids of the shots shown, in order."""
     latency_s: float | None = None
     """Seconds the request took (for a cache hit: the request that filled the cache)."""
+    method: str | None = None
+    """The judging method (``critique``, ``verdict``, ``logprob``)."""
+    probabilities: dict[str, float] | None = None
+    """``logprob``: the distribution over the verdicts (keys are the verdicts as text:
+    ``"1"`` … ``"10"`` or ``"A++"`` … ``"B++"``), renormalised over the labels."""
+    label_mass: float | None = None
+    """``logprob``: the probability mass the labels held among the top logprobs,
+    before renormalising (low = the judge wanted to write something else)."""
+    position: str | None = None
+    """Pairwise: the order judged, ``AB`` (as given), ``BA`` (swapped) or ``both``."""
+    position_consistent: bool | None = None
+    """``position="both"``: whether the two orders agreed on the side (A, B or a tie)."""
+    order_verdicts: dict[str, Any] | None = None
+    """``position="both"``: each order's verdict, in the caller's orientation."""
+    num_samples: int | None = None
+    """Self-consistency: samples drawn (None for one)."""
+    agreement: float | None = None
+    """Self-consistency: share of the parsed samples that gave the final verdict."""
+    sample_verdicts: list[Any] | None = None
+    """Self-consistency: every sample's verdict (None where it held none)."""
 
     @property
     def ok(self) -> bool:
@@ -107,6 +128,9 @@ class IndividualFeedback(FeedbackBase):
     """What the response does badly."""
     score: int | None = Field(default=None, ge=MIN_SCORE, le=MAX_SCORE)
     """Integer 1–10: 1–2 very poor, 3–4 poor, 5–6 fair with issues, 7–8 good, 9–10 perfect."""
+    expected_score: float | None = None
+    """The mean score: over the ``logprob`` distribution (G-Eval's expected score), or
+    over the samples with ``num_samples`` > 1."""
 
 
 class PairwiseFeedback(FeedbackBase):
@@ -129,11 +153,17 @@ class PairwiseFeedback(FeedbackBase):
     choice: Literal["A++", "A+", "A=B", "B+", "B++"] | None = None
     """``A++`` A is much better, ``A+`` A is better, ``A=B`` as good, ``B+`` B is better,
     ``B++`` B is much better."""
+    p_a_better: float | None = None
+    """``logprob``: P(A++) + P(A+) + ½·P(A=B), so that P(A better) + P(B better) = 1."""
 
 
 Feedback = Union[IndividualFeedback, PairwiseFeedback]
 ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "parse_error_reason", "finish_reason", "error", "error_kind",
-                    "cache_hit", "latency_s", "shot_ids")
+                   "cache_hit", "latency_s", "shot_ids", "method", "probabilities", "label_mass", "position",
+                   "position_consistent", "order_verdicts", "num_samples", "agreement", "sample_verdicts",
+                   "expected_score", "p_a_better")
+# What a judgement adds to its verdict (kept apart from the judge's own fields).
+JUDGEMENT_FIELDS = ENVELOPE_FIELDS[ENVELOPE_FIELDS.index("method"):]
 _TEXT_FIELDS = {
     name
     for cls in (IndividualFeedback, PairwiseFeedback)

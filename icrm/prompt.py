@@ -18,22 +18,28 @@ so it can neither change the prompt's structure nor carry a chat control token.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .conversation import Conversation
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .methods import JudgingMethod, get_method
 from .neutralize import heading_pattern, neutralize
 from .rm_types import RMType
 from .shots import Shot, ShotsPool
 from .template import Template, feedback_template_keys, render_feedback
 
-__all__ = ["PromptBuilder", "RENDERED_SHOTS_CACHE_SIZE"]
+__all__ = ["PromptBuilder", "RENDERED_SHOTS_CACHE_SIZE", "CONTEXT_KEYS"]
 
 RENDERED_SHOTS_CACHE_SIZE = 256  # distinct shot sets kept rendered (random mode makes many)
+# Row fields an overall template may use besides the example: a reference answer (the
+# default templates' reference-guided variant, MT-Bench style) and a rubric. Jinja
+# templates also get every extra field of the row as ``row``.
+CONTEXT_KEYS = ("reference", "rubric")
+_JINJA_CONTEXT = (*CONTEXT_KEYS, "row")
 
 
 class PromptBuilder:
@@ -46,16 +52,20 @@ class PromptBuilder:
         rm_type: the rm type judged.
         method: the judging method (what the shots show).
         template, shot_template, feedback_template: the three templates.
+        reference_template: the default overall template's reference-guided variant,
+            used for items with a ``reference`` (None with a custom template, which
+            uses ``{$reference}`` itself if it wants it).
         pool: the shots pool.
-        template_hash: 12 hex digits of the SHA-256 of the three templates' text.
+        template_hash: 12 hex digits of the SHA-256 of the templates' text.
     """
 
     def __init__(self, rm_type: RMType, method: JudgingMethod, template: Template, shot_template: Template,
-                 feedback_template: Template, pool: ShotsPool) -> None:
+                 feedback_template: Template, pool: ShotsPool, reference_template: Template | None = None) -> None:
         self.rm_type, self.method, self.pool = rm_type, method, pool
         self.template, self.shot_template, self.feedback_template = template, shot_template, feedback_template
-        self.template_hash = hashlib.sha256(
-            "\0".join(t.text for t in (template, shot_template, feedback_template)).encode()).hexdigest()[:12]
+        self.reference_template = reference_template
+        texts = [t.text for t in (template, shot_template, feedback_template, reference_template) if t is not None]
+        self.template_hash = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
         # Inserted text may not repeat a section heading of these templates.
         self._headings = heading_pattern(t.text for t in (template, shot_template))
         self._rendered_shots: dict[tuple[int, ...], str] = {}
@@ -73,14 +83,16 @@ class PromptBuilder:
         """
         method = get_method(method)
         overall, shot, feedback = method.default_templates(rm_type)
-        template = _template(template_path, overall, rm_type.template_keys("overall"))
+        template = _template(template_path, overall, rm_type.template_keys("overall"), CONTEXT_KEYS)
+        reference = Template.default(overall, reference=True) if template_path is None else None
         shot_template = _template(shot_template_path, shot, rm_type.template_keys("shot"))
         if feedback_template_path is None:
             feedback_template = Template.default(feedback)
         else:
             feedback_template = Template.load(feedback_template_path, None)  # its keys depend on its syntax
             feedback_template.check_keys(feedback_template_keys(feedback_template, method.answer_keys(rm_type)))
-        return cls(rm_type, method, template, shot_template, feedback_template, ShotsPool.load(shots_pool_path, rm_type))
+        return cls(rm_type, method, template, shot_template, feedback_template, ShotsPool.load(shots_pool_path, rm_type),
+                   reference)
 
     def sample(self, num_shots: int, mode: str, rng: random.Random | None) -> list[Shot]:
         """`num_shots` shots from the pool (``fixed`` or ``random`` from `rng`).
@@ -99,24 +111,44 @@ class PromptBuilder:
         return ShotsPool.from_records(records, self.rm_type, "shots argument").shots
 
     def render(self, fields: Sequence[Any] | Mapping[str, Any] | Conversation | Sequence[Conversation],
-               shots: Sequence[Shot]) -> str:
+               shots: Sequence[Shot], context: Mapping[str, Any] | None = None) -> str:
         """The prompt for one judgement.
 
         Args:
             fields: the item's conversations: a mapping of the rm type's input fields,
                 validated `Conversation` objects, or (individual) one message list.
             shots: the shots to show, in order (pool shots render once and are reused).
+            context: the item's other fields (``reference``, ``rubric``, metadata), for
+                templates that use them; a ``reference`` selects the default template's
+                reference-guided variant.
 
         Returns:
             The prompt text, ending where the judge's answer begins.
 
         Raises:
-            InputError: an invalid conversation, naming the turn.
+            InputError: an invalid conversation (naming the turn), or a template using
+                a context field the item lacks.
             ConfigError: a template that fails to render.
         """
         conversations = self._conversations(fields)
-        values = self._neutralized(self.rm_type.example_values(conversations))
-        return self.template.render({"shots": self._shots_block(shots), **values})
+        context = dict(context or {})
+        template = self.template
+        if context.get("reference") is not None and self.reference_template is not None:
+            template = self.reference_template
+        values = {**self._neutralized(self.rm_type.example_values(conversations)),
+                  **self._context_values(template, context)}
+        return template.render({"shots": self._shots_block(shots), **values})
+
+    def _context_values(self, template: Template, context: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = template.keys & set(_JINJA_CONTEXT if template.jinja else CONTEXT_KEYS)
+        missing = sorted(k for k in wanted - {"row"} if context.get(k) is None)
+        if missing:
+            raise InputError(f"the template uses {', '.join(missing)}, which this item lacks: give the item "
+                             f"{' and '.join(repr(k) for k in missing)} fields")
+        values: dict[str, Any] = self._neutralized({k: _text(context[k]) for k in wanted - {"row"}})
+        if "row" in wanted:
+            values["row"] = self._neutralized({k: _text(v) for k, v in context.items()})
+        return values
 
     def _conversations(self, fields: Any) -> tuple[Conversation, ...]:
         if isinstance(fields, Conversation):
@@ -148,9 +180,16 @@ class PromptBuilder:
         return {k: neutralize(v, self._headings) if isinstance(v, str) else v for k, v in values.items()}
 
 
-def _template(path: str | Path | None, default: str, required: Sequence[str]) -> Template:
+def _template(path: str | Path | None, default: str, required: Sequence[str],
+              optional: Sequence[str] = ()) -> Template:
     if path is None:
         return Template.default(default)
     if not str(path).strip():
         raise ConfigError("a template path is empty: give a file, or leave the option unset for the default")
-    return Template.load(path, required)
+    template = Template.load(path, None)
+    template.check_keys(required, _JINJA_CONTEXT if template.jinja else optional)
+    return template
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)

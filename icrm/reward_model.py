@@ -11,13 +11,14 @@ of the typed API come from `icrm.core.ICRMCore`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ICRMConfig
 from .core import DEFAULT_CONCURRENCY, DEFAULT_GENERATION_KWARGS, ICRMCore
-from .errors import ConfigError, InputError
+from .errors import ConfigError, FeedbackParseError, InputError
 from .shots import Shot
 
 if TYPE_CHECKING:
@@ -91,20 +92,10 @@ class ICRM(ICRMCore):
         verbose: bool = False,
         seed: int = 42,
         shot_sampling_mode: str = "fixed",
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_version: str | None = None,
-        worker_addrs: Sequence[str] | None = None,
-        worker_args: Sequence[str] = (),
-        timeout: float = 600.0,
-        max_retries: int | None = None,
-        cache_dir: str | Path | None = None,
-        log_file: str | Path | None = None,
-        constrain_output: bool | None = None,
+        **options: Any,
     ) -> None:
-        options = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self._setup(ICRMConfig.build(**options))
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__", "options")}
+        self._setup(ICRMConfig.build(**given, **options))
 
     def rm(
         self,
@@ -134,10 +125,13 @@ class ICRM(ICRMCore):
         """
         if "inputs" in generation_kwargs:
             return self._rm_inputs(generation_kwargs.pop("inputs"), shots, parse_json, generation_kwargs)
-        fields = {k: v for k, v in (("conversation", conversation), ("conversation_A", conversation_A),
-                                    ("conversation_B", conversation_B)) if v is not None}
-        result = self._sync(self._agenerate(fields, shots, generation_kwargs))[0]
-        return self.rm_type.parse(result.text, result.finish_reasons[0]) if parse_json else result.text
+        feedback = self.judge(conversation, conversation_A, conversation_B, shots, **generation_kwargs)
+        if not parse_json:
+            return feedback.raw_text
+        if not feedback.ok:
+            raise FeedbackParseError(feedback.parse_error or "no feedback", feedback.raw_text,
+                                     feedback.parse_error_reason or "no_object")
+        return feedback.to_dict()
 
     __call__ = rm
 
@@ -224,3 +218,16 @@ class ICRM(ICRMCore):
     def _require_rm_type(self, rm_type: str) -> None:
         if self.rm_type != rm_type:
             raise ConfigError(f"this ICRM was built with rm_type={self.rm_type.name!r}; build one with rm_type={rm_type!r}")
+
+
+def _signature() -> inspect.Signature:
+    # The original positional parameters, then every other `ICRMConfig` option as a
+    # keyword, so help() and IDEs show them without a second list to keep.
+    original = list(inspect.signature(ICRM.__init__).parameters.values())[:-1]
+    names = {p.name for p in original}
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default)
+             for name, field in ICRMConfig.model_fields.items() if name not in names]
+    return inspect.Signature([*original, *extra], return_annotation=None)
+
+
+ICRM.__init__.__signature__ = _signature()  # type: ignore[attr-defined]

@@ -59,6 +59,10 @@ class RMType:
         normalizer: ``(value, text) -> verdict``, raising `FeedbackParseError`.
         rewards: the reward in [0, 1] of each verdict (individual: (score − 1) / 9;
             pairwise: how much A is preferred, 1.0 for A++ down to 0.0 for B++).
+        labels: one single-token label per verdict, in order, for the ``logprob``
+            method: digits, one token in every common tokenizer (individual ``0``–``9``
+            for scores 1–10; pairwise ``1``–``5`` for A++ … B++).
+        mirrored: the fields that swap when A and B swap places (pairwise), as pairs.
     """
 
     name: str
@@ -69,6 +73,8 @@ class RMType:
     verdicts: tuple[Any, ...]
     normalizer: Callable[[Any, str], Any] = field(repr=False)
     rewards: Mapping[Any, float] = field(repr=False)
+    labels: tuple[str, ...] = ()
+    mirrored: tuple[tuple[str, str], ...] = ()
 
     @property
     def single(self) -> bool:
@@ -174,6 +180,46 @@ class RMType:
         """
         return self.rewards[verdict]
 
+    def flip(self, feedback: Feedback) -> Feedback:
+        """`feedback` for the swapped order told in the original one: A's fields are B's
+        and the verdict mirrored (``A+`` ↔ ``B+``); individual feedback is unchanged.
+
+        >>> PAIRWISE.flip(PairwiseFeedback(choice="A++", p_a_better=0.9)).choice
+        'B++'
+        """
+        if self.single:
+            return feedback
+        update: dict[str, Any] = {}
+        fields = type(feedback).model_fields
+        for a, b in self.mirrored:
+            name_a = next(n for n, f in fields.items() if (f.alias or n) == a)
+            name_b = next(n for n, f in fields.items() if (f.alias or n) == b)
+            update[name_a], update[name_b] = getattr(feedback, name_b), getattr(feedback, name_a)
+        verdict = self.verdict(feedback)
+        if verdict is not None:
+            update[self.verdict_key] = self.verdicts[len(self.verdicts) - 1 - self.verdicts.index(verdict)]
+        if feedback.probabilities is not None:
+            update["probabilities"] = {str(self.verdicts[len(self.verdicts) - 1 - self.verdicts.index(v)]): p
+                                       for v, p in ((self.normalize(k), p) for k, p in feedback.probabilities.items())}
+        if getattr(feedback, "p_a_better", None) is not None:
+            update["p_a_better"] = 1.0 - feedback.p_a_better  # type: ignore[union-attr]
+        return feedback.model_copy(update=update)
+
+    def feedback_reward(self, feedback: FeedbackBase) -> float | None:
+        """The reward in [0, 1] of a judgement, None when it has no verdict: from the
+        distribution where there is one (``logprob``: (expected score − 1) / 9, or
+        ``p_a_better``), else from the verdict (`reward`)."""
+        if not feedback.ok:
+            return None
+        expected = getattr(feedback, "expected_score", None)
+        if expected is not None and feedback.probabilities is not None:
+            low, high = self.verdicts[0], self.verdicts[-1]
+            return (expected - low) / (high - low)
+        p_a_better = getattr(feedback, "p_a_better", None)
+        if p_a_better is not None:
+            return p_a_better
+        return self.reward(self.verdict(feedback))
+
     # -- the input -----------------------------------------------------------------------
 
     def conversations(self, fields: Mapping[str, Any]) -> tuple[Conversation, ...]:
@@ -272,6 +318,7 @@ INDIVIDUAL = RMType(
     verdicts=tuple(range(MIN_SCORE, MAX_SCORE + 1)),
     normalizer=normalize_score,
     rewards={s: (s - MIN_SCORE) / (MAX_SCORE - MIN_SCORE) for s in range(MIN_SCORE, MAX_SCORE + 1)},
+    labels=tuple(str(d) for d in range(10)),
 )
 PAIRWISE = RMType(
     name="pairwise",
@@ -282,6 +329,8 @@ PAIRWISE = RMType(
     verdicts=PAIRWISE_CHOICES,
     normalizer=lambda value, text: normalize_choice(value, text, PAIRWISE_CHOICES),
     rewards=dict(zip(PAIRWISE_CHOICES, (1.0, 0.75, 0.5, 0.25, 0.0))),
+    labels=("1", "2", "3", "4", "5"),
+    mirrored=(("analysis of A", "analysis of B"), ("reason of A>B", "reason of B>A")),
 )
 RM_TYPES: dict[str, RMType] = {t.name: t for t in (INDIVIDUAL, PAIRWISE)}
 

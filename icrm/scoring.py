@@ -2,7 +2,10 @@
 
 Each output line is one result row: ``id``, ``feedback`` (dict or null), ``score`` or
 ``choice``, ``raw_text``, ``error``, ``error_kind``, ``error_reason``, ``usage``,
-``latency_s``, ``cache_hit`` and ``provenance`` (the run's fields — model, engine, rm
+``latency_s``, ``cache_hit``, the judgement's fields (``method``; ``probabilities``,
+``label_mass``, ``expected_score`` / ``p_a_better`` for ``logprob``; ``position``,
+``position_consistent``, ``order_verdicts``; ``num_samples``, ``agreement``,
+``sample_verdicts``) and ``provenance`` (the run's fields — model, engine, rm
 type, method, templates, shots, generation kwargs — with their ``fingerprint``, and the
 shot ids). Rows are appended and flushed as they finish. A re-run skips ids whose last
 row is final (a verdict, or an answer with none) and redoes the others; it refuses to
@@ -39,7 +42,7 @@ from .batch import (
 )
 from .engines.usage import UsageTotals
 from .errors import ConfigError, ICRMError, InputError
-from .feedback import Feedback
+from .feedback import JUDGEMENT_FIELDS, Feedback
 from .inputs import rewardbench_pair
 from .rm_types import RMType
 
@@ -167,6 +170,7 @@ def result_row(item_id: str, feedback: Feedback, provenance: dict[str, Any], rm_
         "usage": feedback.usage.model_dump() if feedback.usage else None,
         "latency_s": feedback.latency_s,
         "cache_hit": feedback.cache_hit,
+        **{name: getattr(feedback, name, None) for name in JUDGEMENT_FIELDS},
         "provenance": {**provenance, "shot_ids": feedback.shot_ids},
     }
 

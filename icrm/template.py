@@ -31,6 +31,7 @@ from .errors import ConfigError
 __all__ = ["Template", "render_feedback", "feedback_template_keys"]
 
 PLACEHOLDER = re.compile(r"\{\$([^{}$\n]+)\}")
+REFERENCE_LINE = "@reference: "
 # Jinja statements that read other templates: there is no loader, and a template file
 # must say everything it renders.
 _FORBIDDEN_NODES = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport, jinja2.nodes.Extends)
@@ -67,9 +68,10 @@ class Template:
             self.keys = frozenset(PLACEHOLDER.findall(text))
 
     @classmethod
-    def load(cls, path: str | Path, required: Iterable[str] | None) -> Template:
-        """Read a template file (``.j2`` = Jinja2) and check that it uses exactly `required`
-        (None: the caller checks with `check_keys`).
+    def load(cls, path: str | Path, required: Iterable[str] | None, optional: Iterable[str] = ()) -> Template:
+        """Read a template file (``.j2`` = Jinja2) and check that it uses every key of
+        `required`, and beyond them only keys of `optional` (None: the caller checks
+        with `check_keys`).
 
         Raises:
             ConfigError: the file cannot be read, a required key is missing, or the
@@ -82,22 +84,34 @@ class Template:
             raise ConfigError(f"cannot read template {path}: {e.strerror}") from None
         template = cls(text, str(path), jinja=path.suffix == ".j2")
         if required is not None:
-            template.check_keys(required)
+            template.check_keys(required, optional)
         return template
 
     @classmethod
-    def default(cls, name: str) -> Template:
-        """One of the templates shipped in ``icrm/templates`` (e.g. ``individual_shot``)."""
-        text = (importlib.resources.files("icrm") / "templates" / f"{name}.txt").read_text(encoding="utf-8")
-        return cls(text, f"default:{name}")
+    def default(cls, name: str, reference: bool = False) -> Template:
+        """One of the templates shipped in ``icrm/templates`` (e.g. ``individual_shot``).
 
-    def check_keys(self, required: Iterable[str]) -> None:
-        """Check that the template uses every key in `required` and no other.
+        Lines starting ``@reference: `` belong to the reference-guided variant: with
+        `reference` they are kept (the prefix dropped), without it they are left out.
+        """
+        text = (importlib.resources.files("icrm") / "templates" / f"{name}.txt").read_text(encoding="utf-8")
+        lines = [line[len(REFERENCE_LINE):] if line.startswith(REFERENCE_LINE) else line
+                 for line in text.split("\n") if reference or not line.startswith(REFERENCE_LINE)]
+        return cls("\n".join(lines), f"default:{name}" + (":reference" if reference else ""))
+
+    @property
+    def has_reference_variant(self) -> bool:
+        """Whether this default template's text came with reference-guided lines."""
+        return self.source.endswith(":reference")
+
+    def check_keys(self, required: Iterable[str], optional: Iterable[str] = ()) -> None:
+        """Check that the template uses every key in `required`, and beyond them only keys
+        in `optional`.
 
         Raises:
             ConfigError: naming the missing or unknown keys.
         """
-        required = set(required)
+        required, optional = set(required), set(optional)
         fmt = "{}" if self.jinja else "{{${}}}"
         missing = sorted(required - self.keys)
         if missing:
@@ -105,11 +119,11 @@ class Template:
                 f"template {self.source} lacks {', '.join(fmt.format(k) for k in missing)}; "
                 f"it must use {', '.join(fmt.format(k) for k in sorted(required))}"
             )
-        unknown = sorted(self.keys - required)
+        unknown = sorted(self.keys - required - optional)
         if unknown:
             raise ConfigError(
                 f"template {self.source} uses {', '.join(fmt.format(k) for k in unknown)}, "
-                f"which icrm does not supply; it may use {', '.join(fmt.format(k) for k in sorted(required))}"
+                f"which icrm does not supply; it may use {', '.join(fmt.format(k) for k in sorted(required | optional))}"
             )
 
     def render(self, values: Mapping[str, Any]) -> str:

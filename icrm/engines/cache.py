@@ -51,10 +51,14 @@ def _decode(stored: str) -> GenerationResult:
         raise ValueError("'texts' is not a non-empty list of strings")
     if not (isinstance(finish_reasons, list) and len(finish_reasons) == len(texts)):
         raise ValueError("'finish_reasons' does not match 'texts'")
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not (isinstance(logprobs, list) and len(logprobs) == len(texts)):
+        raise ValueError("'logprobs' does not match 'texts'")
     return GenerationResult(
         texts=tuple(texts), finish_reasons=tuple(finish_reasons),
         usage=Usage.model_validate(data["usage"]), latency_s=float(data["latency_s"]),
         engine=str(data["engine"]), model=str(data["model"]), cache_hit=True,
+        logprobs=None if logprobs is None else tuple(logprobs),
     )
 
 
@@ -125,6 +129,7 @@ class GenerationCache:
             "texts": list(result.texts), "finish_reasons": list(result.finish_reasons),
             "usage": result.usage.model_dump(), "latency_s": result.latency_s,
             "engine": result.engine, "model": result.model,
+            "logprobs": None if result.logprobs is None else list(result.logprobs),
         }
         try:
             with self._lock:

@@ -150,8 +150,8 @@ def llamacpp_argv(model_path: str | Path, model_alias: str, extra_args: Sequence
     the ~100 MB logits copy each saved state carries (n_batch 512 x 49,152 vocab x 4 B,
     llama-cpp-python 0.3.36 ``Llama.save_state``), so a worker grew to ~10 GB RSS within
     100 judgements (16 LLMBar judgements: 4.43 s each and 467 MB RSS without it, 4.80 s
-    and 2.7 GB with it, same scores); ``--logits_all False`` because icrm asks
-    for no logprobs and it saves memory. Pass ``--cache True`` in `extra_args` to trade
+    and 2.7 GB with it, same scores); ``--logits_all False`` because it saves memory
+    and only the logprob method needs logprobs (`build_llamacpp` then adds ``True``). Pass ``--cache True`` in `extra_args` to trade
     memory for reuse across differing shots.
     """
     def build(port: int) -> list[str]:
@@ -246,7 +246,8 @@ def build_llamacpp(options: EngineOptions) -> OpenAICompatibleEngine:
     if not options.worker_addrs:
         require_module("llama_cpp", options.name, "pip install 'llama-cpp-python[server]'")
         require_module("sse_starlette", options.name, "pip install 'llama-cpp-python[server]'")
-        builds = [(llamacpp_argv(model_path, model_name, options.worker_args), {})] * options.num_workers
+        extra = ("--logits_all", "True", *options.worker_args) if options.logprobs else options.worker_args
+        builds = [(llamacpp_argv(model_path, model_name, extra), {})] * options.num_workers
     return _launch(options, model_name, builds, "json_object_schema", default_completion=False, native_n=False,
                    constrain=True)
 

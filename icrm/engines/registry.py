@@ -40,6 +40,7 @@ class EngineSpec:
         chat_schema: how the API constrains chat answers to a JSON schema (see
             `icrm.engines.openai_compatible.StructuredOutput`), or None.
         needs_model: whether a model name is required.
+        logprobs: whether the engine can return token logprobs.
     """
 
     factory: str
@@ -50,6 +51,7 @@ class EngineSpec:
     default_completion: bool = True
     chat_schema: str | None = None
     needs_model: bool = True
+    logprobs: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class EngineOptions:
             local ones, whose default depends on the server).
         api_key: the key to send (a placeholder for keyless servers).
         base_url, api_version, num_workers, num_gpu_per_worker, worker_addrs,
-        worker_args, timeout_s: as `create_engine`.
+        worker_args, timeout_s, logprobs: as `create_engine`.
     """
 
     name: str
@@ -79,6 +81,7 @@ class EngineOptions:
     worker_addrs: tuple[str, ...]
     worker_args: tuple[str, ...]
     timeout_s: float
+    logprobs: bool = False
 
 
 _OPENAI = "icrm.engines.openai_compatible:build_api"
@@ -99,7 +102,7 @@ ENGINES: dict[str, EngineSpec] = {
     "gemini": EngineSpec(_OPENAI, base_url="https://generativelanguage.googleapis.com/v1beta/openai/",
                          key_env="GEMINI_API_KEY", has_completion=False, default_completion=False),
     "claude": EngineSpec("icrm.engines.anthropic_engine:build", key_env="ANTHROPIC_API_KEY", has_completion=False,
-                         default_completion=False),
+                         default_completion=False, logprobs=False),
     "mock": EngineSpec("icrm.engines.openai_compatible:build_mock", needs_model=False),
 }
 ALIASES = {"anthropic": "claude"}
@@ -121,6 +124,7 @@ def create_engine(
     worker_addrs: Sequence[str] | None = None,
     worker_args: Sequence[str] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    logprobs: bool = False,
 ) -> Engine:
     """Build an engine by name; local engines launch their workers here.
 
@@ -142,6 +146,9 @@ def create_engine(
         worker_addrs: local engines: base URLs of servers that already run (no launch).
         worker_args: extra command-line arguments for launched servers.
         timeout_s: per-request timeout in seconds.
+        logprobs: token logprobs will be asked for (llama.cpp workers then keep the
+            logits of every position: ``--logits_all True``, about 1.6 GB more for the
+            embedded model's 8,192-token context).
 
     Returns:
         A ready `Engine` (launched workers answered ``/v1/models``). Its SDK clients do
@@ -161,6 +168,9 @@ def create_engine(
         raise ConfigError("num_workers and num_gpu_per_worker must be at least 1")
     if spec.needs_model and not model:
         raise ConfigError(f"engine '{name}' needs a model: pass --model_name")
+    if logprobs and not spec.logprobs:
+        raise ConfigError(f"engine '{name}' returns no token logprobs, which method 'logprob' needs: use vllm, sglang, "
+                          "llamacpp or an OpenAI-compatible API, or --method critique / verdict")
     key = None
     if not spec.local:
         if completion and not spec.has_completion:
@@ -172,7 +182,7 @@ def create_engine(
         completion = spec.default_completion if completion is None else completion
     addrs = tuple(worker_addrs or ([base_url] if base_url and spec.local else []))
     options = EngineOptions(name, spec, model, completion, key, base_url, api_version, num_workers,
-                            num_gpu_per_worker, addrs, tuple(worker_args), timeout_s)
+                            num_gpu_per_worker, addrs, tuple(worker_args), timeout_s, logprobs)
     module, _, function = spec.factory.partition(":")
     try:
         factory: Callable[[EngineOptions], Engine] = getattr(importlib.import_module(module), function)

@@ -15,7 +15,6 @@ line per judgement, appended as they finish; a re-run skips finished ones),
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..batch import BadRow, check_same_run, is_finished, read_results, read_rows, run_fingerprint, write_results
+from ..core import random_order
 from ..inputs import rewardbench_pair
 from ..errors import ConfigError, InputError
 from ..scoring import result_row
@@ -52,7 +52,7 @@ __all__ = ["POSITIONS", "load_rows", "chosen_in_a", "evaluate", "format_table", 
 
 logger = logging.getLogger(__name__)
 
-POSITIONS = ("random", "both")
+POSITIONS = ("random", "both", "as_given")
 REQUIRED_FIELDS = ("id", "prompt", "chosen", "rejected", "subset")
 HUB_DATASET = "allenai/reward-bench"
 
@@ -94,9 +94,9 @@ def load_rows(data: str | Path | None = None, dataset: str | None = None, split:
 
 
 def chosen_in_a(row_id: str, seed: int) -> bool:
-    """Whether ``chosen`` goes in position A for this row: a bit of SHA-256(seed:id),
-    the same in every run and process."""
-    return hashlib.sha256(f"{seed}:{row_id}".encode()).digest()[0] & 1 == 1
+    """Whether ``chosen`` is judged in position A for this row with ``position="random"``
+    (`icrm.core.random_order` of the seed and the row id), the same in every run."""
+    return random_order(seed, row_id) == "AB"
 
 
 def output_dir(results_dir: str | Path, rm_type: str, model: str, num_shots: int) -> Path:
@@ -109,27 +109,30 @@ def output_dir(results_dir: str | Path, rm_type: str, model: str, num_shots: int
 class _Judgement:
     id: str
     row_id: str
-    tag: str  # "AB" chosen in A, "BA" chosen in B, or "chosen" / "rejected"
+    tag: str  # "pair" (chosen in A, placed by the judge's position), or "chosen" / "rejected"
     item: dict[str, Any]
     shots: list[Shot] | None
 
 
-def _judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], position: str, seed: int) -> Iterator[_Judgement]:
+def _judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], seed: int) -> Iterator[_Judgement]:
     for row in rows:
         rid = str(row["id"])
         shots = None
         if icrm.shot_sampling_mode == "random":
             shots = icrm.shots_pool.sample(icrm.num_shots, "random", random.Random(f"{seed}:{rid}"))
         chosen, rejected = rewardbench_pair(row, f"row {rid}")
-        orders = ("AB", "BA") if position == "both" else ("AB" if chosen_in_a(rid, seed) else "BA",)
-        for tag, item in icrm.rm_type.pair_judgements(chosen, rejected, orders):
-            yield _Judgement(f"{rid}:{tag}", rid, tag, item, shots)
+        for tag, item in icrm.rm_type.pair_judgements(chosen, rejected, ("AB",)):
+            tag = "pair" if tag == "AB" else tag
+            yield _Judgement(rid if tag == "pair" else f"{rid}:{tag}", rid, tag, item, shots)
 
 
-async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, position: str, seed: int,
-                         concurrency: int, progress: bool | None, overwrite: bool = False,
+async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, seed: int,
+                         concurrency: int, progress: bool | None, position: str,
                          **generation_kwargs: Any) -> tuple[int, int]:
     """Judge every row not yet finished in `rows_path`, appending one line per judgement.
+
+    Pairwise rows are judged with chosen as A and the judge's position (``random``:
+    seeded by the row id; ``both``: both orders), told back with chosen as A.
 
     Returns:
         (judgements run now, judgements skipped as already done).
@@ -138,16 +141,17 @@ async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: 
         ConfigError: `rows_path` holds judgements of another run (another model,
             temperature, shots, ...), naming the fields that differ.
     """
-    fields = {**icrm.run_fields(generation_kwargs), "position": position}
+    fields = {**icrm.run_fields(generation_kwargs), "position": None if icrm.rm_type.single else position}
     provenance = {**fields, "fingerprint": run_fingerprint(fields)}
     records = read_results(rows_path)
     check_same_run(records, fields, rows_path, "pass --overwrite_results True to start over")
     done = {i for i, record in records.items() if is_finished(record)}
-    todo = [j for j in _judgements(icrm, rows, position, seed) if j.id not in done]
-    skipped = sum(1 for _ in _judgements(icrm, rows, position, seed)) - len(todo)
+    todo = [j for j in _judgements(icrm, rows, seed) if j.id not in done]
+    skipped = sum(1 for _ in _judgements(icrm, rows, seed)) - len(todo)
 
     async def work(judgement: _Judgement) -> dict[str, Any]:
-        feedback = await icrm.ajudge_item(judgement.item, judgement.shots, generation_kwargs)
+        feedback = await icrm.ajudge_item(judgement.item, judgement.shots, generation_kwargs, key=judgement.row_id,
+                                          position=position)
         return {**result_row(judgement.id, feedback, provenance, icrm.rm_type), "row_id": judgement.row_id,
                 "tag": judgement.tag}
 
@@ -155,7 +159,19 @@ async def run_judgements(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: 
     return len(todo), skipped
 
 
-def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, position: str, seed: int,
+def row_outcome(icrm: ICRM, judged: dict[str, dict[str, Any]]) -> Outcome:
+    """A row's outcome from its judgement records (by tag), chosen being A."""
+    key = icrm.rm_type.verdict_key
+    if icrm.rm_type.single:
+        verdicts = {tag: r.get(key) for tag, r in judged.items()}
+        return preference_outcome(icrm.rm_type.prefers_chosen(verdicts)[0])
+    record = judged["pair"]
+    orders = record.get("order_verdicts") or {"AB": record.get(key)}
+    per_order = [preference_outcome(icrm.rm_type.prefers_chosen({"AB": v})[0]) for v in orders.values()]
+    return combine_orders(*per_order) if len(per_order) == 2 else per_order[0]
+
+
+def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, seed: int,
               meta: dict[str, Any]) -> dict[str, Any]:
     """Score the judgements in `rows_path` for `rows`: per-subset and section figures."""
     records = read_results(rows_path)
@@ -164,15 +180,13 @@ def summarize(icrm: ICRM, rows: Sequence[dict[str, Any]], rows_path: Path, posit
     distribution: Counter[str] = Counter()
     errors = missing = 0
     for row in rows:
-        judged = {j.tag: records.get(j.id) for j in _judgements(icrm, [row], position, seed)}
+        judged = {j.tag: records.get(j.id) for j in _judgements(icrm, [row], seed)}
         if any(r is None for r in judged.values()):
             missing += 1
             continue
         errors += sum(r.get("error_kind") not in (None, "parse") for r in judged.values())
-        verdicts = {tag: r.get(icrm.rm_type.verdict_key) for tag, r in judged.items()}
-        distribution.update(str(v) for v in verdicts.values())
-        per_order = [preference_outcome(p) for p in icrm.rm_type.prefers_chosen(verdicts)]
-        outcome = combine_orders(*per_order) if len(per_order) == 2 else per_order[0]
+        distribution.update(str(r.get(icrm.rm_type.verdict_key)) for r in judged.values())
+        outcome = row_outcome(icrm, judged)  # type: ignore[arg-type]
         by_subset[row["subset"]].append((outcome, length_baseline(row["chosen"], row["rejected"])))
     reports = {name: subset_report([o for o, _ in pairs], [b for _, b in pairs], rng)
                for name, pairs in sorted(by_subset.items())}
@@ -202,7 +216,7 @@ async def evaluate(
     dataset: str | None = None,
     split: str = "filtered",
     results_dir: str | Path = "results",
-    position: str = "random",
+    position: str | None = None,
     overwrite_results: bool = False,
     limit: int | None = None,
     subsets: Sequence[str] | None = None,
@@ -216,7 +230,8 @@ async def evaluate(
         icrm: the judge; its rm_type, shots and seed define the run.
         data, dataset, split, subsets, limit: as `load_rows`.
         results_dir: the root of the outputs (see the module docstring).
-        position: pairwise placement, ``random`` (seeded per row) or ``both``.
+        position: pairwise placement, ``random`` (seeded per row), ``both`` or
+            ``as_given`` (chosen always in A); None = the judge's own.
         overwrite_results: start over instead of resuming.
         concurrency: judgements in flight at most (does not change any result).
         progress: show the tqdm bar (None = only on a TTY).
@@ -228,6 +243,7 @@ async def evaluate(
     Raises:
         ConfigError: bad arguments. InputError: unreadable or malformed data.
     """
+    position = position or icrm.config.position
     if position not in POSITIONS:
         raise ConfigError(f"position must be one of {', '.join(POSITIONS)}, got {position!r}")
     rows = load_rows(data, dataset, split, subsets, limit)
@@ -241,19 +257,20 @@ async def evaluate(
     if overwrite_results and rows_path.exists():
         rows_path.unlink()
     start = time.perf_counter()
-    ran, skipped = await run_judgements(icrm, rows, rows_path, position, icrm.seed, concurrency, progress,
+    ran, skipped = await run_judgements(icrm, rows, rows_path, icrm.seed, concurrency, progress, position,
                                         **generation_kwargs)
     from .. import __version__
 
     meta = {
         "model": icrm.model_name, "engine": icrm.engine.name, "rm_type": icrm.rm_type.name,
         "num_shots": icrm.num_shots, "shot_sampling_mode": icrm.shot_sampling_mode, "seed": icrm.seed,
-        "position": None if icrm.rm_type.single else position, "template_hash": icrm.template_hash,
+        "position": None if icrm.rm_type.single else position, "method": icrm.method.name,
+        "template_hash": icrm.template_hash,
         "icrm_version": __version__, "data": str(data or f"{dataset}:{split}"), "subsets": list(subsets or []),
         "limit": limit, "generation_kwargs": icrm.run_fields(generation_kwargs)["generation_kwargs"],
         "judgements_run": ran, "judgements_skipped": skipped, "seconds": time.perf_counter() - start,
     }
-    summary = summarize(icrm, rows, rows_path, position, icrm.seed, meta)
+    summary = summarize(icrm, rows, rows_path, icrm.seed, meta)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     _plot(summary, out / "accuracy.png")
     return summary, out

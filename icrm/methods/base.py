@@ -17,6 +17,8 @@ __all__ = ["JudgingMethod", "get_method", "method_names", "METHODS"]
 # name -> "module:Class", imported when chosen.
 METHODS: dict[str, str] = {
     "critique": "icrm.methods.critique:Critique",
+    "verdict": "icrm.methods.verdict:Verdict",
+    "logprob": "icrm.methods.logprob:Logprob",
 }
 
 
@@ -25,9 +27,19 @@ class JudgingMethod(ABC):
 
     Attributes:
         name: the method's name (``critique``, ...).
+        needs_logprobs: whether the engine must return token logprobs.
+        prefers_completion: whether completion mode (the prompt continued as written)
+            suits it better than chat, where the engine has both and the caller did
+            not choose.
     """
 
     name: ClassVar[str]
+    needs_logprobs: ClassVar[bool] = False
+    prefers_completion: ClassVar[bool] = False
+
+    def default_kwargs(self, rm_type: RMType) -> dict[str, Any]:
+        """Generation kwargs this method sets over the defaults (a caller's still win)."""
+        return {}
 
     def answer_keys(self, rm_type: RMType) -> list[str]:
         """The keys of the object the judge writes (default: the whole feedback)."""
@@ -56,9 +68,15 @@ class JudgingMethod(ABC):
         """
 
     @abstractmethod
-    def read(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> Feedback:
-        """The feedback for an engine result; never raises for an unusable answer (its
-        ``parse_error`` says why)."""
+    def read_all(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> list[Feedback]:
+        """One feedback per choice of an engine result (``n`` samples give ``n``), the
+        request's usage on the first. An unusable answer is not raised: its
+        ``parse_error`` says why.
+
+        Raises:
+            ConfigError: (with ``fatal`` in its context) the engine cannot serve this
+                method at all — every item would fail the same way.
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -30,6 +30,8 @@ class Critique(JudgingMethod):
             return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
         return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
 
-    def read(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> Feedback:
-        return rm_type.build(result.text, result.usage, self.answer_keys(rm_type), finish_reason=result.finish_reasons[0],
-                             cache_hit=result.cache_hit, latency_s=result.latency_s, **envelope)
+    def read_all(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> list[Feedback]:
+        keys = self.answer_keys(rm_type)
+        return [rm_type.build(text, result.usage if i == 0 else None, keys, finish_reason=finish, method=self.name,
+                              cache_hit=result.cache_hit, latency_s=result.latency_s, **envelope)
+                for i, (text, finish) in enumerate(zip(result.texts, result.finish_reasons))]

@@ -134,7 +134,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             rule, text = await answer(prompt, body)
             text, reason = finish(rule, text, body.get("stop"), body.get("max_tokens"))
             for _ in range(n):
-                choices.append({"index": len(choices), "text": text, "finish_reason": reason, "logprobs": None})
+                choices.append({"index": len(choices), "text": text, "finish_reason": reason,
+                                "logprobs": _completion_logprobs(rule, body.get("logprobs"))})
             usage = _usage(rule, prompt, text)
             prompt_tokens += usage[0]
             completion_tokens += usage[1] * n
@@ -162,7 +163,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             "id": f"chatcmpl-mock-{next(ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model") or DEFAULT_MODEL,
             "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
-                         "logprobs": None} for i in range(n)],
+                         "logprobs": _chat_logprobs(rule, body.get("logprobs"), body.get("top_logprobs"))}
+                        for i in range(n)],
             "usage": _openai_usage(prompt_tokens, completion_tokens * n),
         }
         if body.get("stream"):
@@ -258,6 +260,36 @@ def _finish(text: str, stop: Any, max_tokens: Any) -> tuple[str, str]:
     if isinstance(max_tokens, int) and max_tokens >= 0 and len(text.split()) > max_tokens:
         return " ".join(text.split()[:max_tokens]), "length"
     return text, "stop"
+
+
+def _top(position: dict[str, float], k: int) -> list[tuple[str, float]]:
+    return sorted(position.items(), key=lambda kv: kv[1], reverse=True)[:max(k, 1)]
+
+
+def _completion_logprobs(rule: MockRule | None, asked: Any) -> dict[str, Any] | None:
+    """The completions API's logprobs object, when asked (``logprobs`` = how many top)."""
+    if rule is None or rule.logprobs is None or asked in (None, False) or isinstance(asked, bool):
+        return None
+    tops = [_top(p, int(asked)) for p in rule.logprobs]
+    tokens = [top[0][0] for top in tops]
+    offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    return {"tokens": tokens, "token_logprobs": [top[0][1] for top in tops],
+            "top_logprobs": [dict(top) for top in tops], "text_offset": offsets}
+
+
+def _chat_logprobs(rule: MockRule | None, asked: Any, top_k: Any) -> dict[str, Any] | None:
+    """The chat API's logprobs object, when asked (``logprobs: true``, ``top_logprobs`` k)."""
+    if rule is None or rule.logprobs is None or not asked:
+        return None
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    content = []
+    for position in rule.logprobs:
+        top = _top(position, int(top_k or 0))
+        content.append({**entry(*top[0]), "top_logprobs": [entry(t, lp) for t, lp in top] if top_k else []})
+    return {"content": content}
 
 
 def _usage(rule: MockRule | None, prompt: str, text: str) -> tuple[int, int]:

@@ -75,6 +75,10 @@ class MockRule(BaseModel):
     """Match only the first N requests that meet the conditions, then step aside."""
     usage: MockUsage | None = None
     """Fixed token counts for the answer."""
+    logprobs: list[dict[str, float]] | None = None
+    """Token logprobs to report when a request asks for them (OpenAI's ``logprobs`` /
+    ``top_logprobs``, completions and chat): one ``{token: logprob}`` map per generated
+    token, its top candidates; the most likely is the token reported as generated."""
     finish_reason: Literal["stop", "length"] | None = None
     """The finish reason to report (e.g. ``length``: the answer was cut by max_tokens),
     whatever the text; None = ``stop``, or ``length`` when strict mode cut it."""
@@ -101,6 +105,8 @@ class MockRule(BaseModel):
             raise ValueError("'response' is missing or empty")
         elif self.error is not None:
             raise ValueError(f"'error' needs an error 'status' (4xx or 5xx), got {self.status}")
+        if self.logprobs is not None and (not self.logprobs or any(not position for position in self.logprobs)):
+            raise ValueError("'logprobs' needs at least one position, each with at least one token")
         return self
 
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, EngineError, ICRMError, InputError
-from ..feedback import Feedback
+from ..feedback import JUDGEMENT_FIELDS, Feedback
 from ..reward_model import ICRM
 from ..rm_types import INDIVIDUAL
 from .contracts import GenerationOverrides, InfernetInput, LLMRequestData, OffchainItem, OpenRLHFRequest, RewardRequest
@@ -122,8 +122,8 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         judge_is_up(model)
         shots, kwargs = shots_for(model, overrides), overrides.kwargs()
         async with admission.admit(len(items)):
-            work = asyncio.gather(*(admission.run(lambda item=item: model.ajudge_item(item, shots, kwargs))
-                                    for item in items))
+            work = asyncio.gather(*(admission.run(lambda item=item: model.ajudge_item(
+                item, shots, kwargs, method=overrides.method, position=overrides.position)) for item in items))
             try:
                 return await asyncio.wait_for(work, options.request_timeout_s)
             except asyncio.TimeoutError:
@@ -203,8 +203,11 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
                 usage["completion_tokens"] += f.usage.completion_tokens
         return {
             "results": [{"feedback": f.to_dict() if f.ok else None, verdict: getattr(f, verdict),
+                         "reward": model.rm_type.feedback_reward(f),
                          "error": f.error or f.parse_error,
-                         "error_kind": f.error_kind or ("parse" if f.parse_error else None)} for f in feedbacks],
+                         "error_kind": f.error_kind or ("parse" if f.parse_error else None),
+                         **{k: v for k in JUDGEMENT_FIELDS if (v := getattr(f, k, None)) is not None}}
+                        for f in feedbacks],
             "usage": usage,
         }
 
@@ -212,7 +215,7 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
     async def get_reward(body: OpenRLHFRequest, request: Request, model: ICRM = Depends(icrm)) -> dict[str, Any]:
         """OpenRLHF's remote reward model: one reward per query, in order. Each query is
         split into prompt and response and judged in individual mode; reward =
-        (score - 1) / 9. A sample whose answer held no verdict (or that is not a
+        (score - 1) / 9, or (expected score - 1) / 9 with ``--method logprob``. A sample whose answer held no verdict (or that is not a
         judgeable conversation) gets ``failure_reward`` and ``icrm_failed`` 1.0; a judge
         that could not answer makes the request 503/502, never a reward. Every
         ``extra_logs`` value is a list of finite floats."""
@@ -225,7 +228,8 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         feedbacks = await judge(model, items, GenerationOverrides()) if items else []
         fail_on_judge_faults(request, feedbacks)
         verdicts = [model.rm_type.verdict(f) if f.ok else None for f in feedbacks]
-        rewards = [options.failure_reward if v is None else model.rm_type.reward(v) for v in verdicts]
+        judged = [model.rm_type.feedback_reward(f) for f in feedbacks]
+        rewards = [options.failure_reward if r is None else r for r in judged]
         return {
             "rewards": rewards,
             "scores": rewards,

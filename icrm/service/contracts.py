@@ -46,10 +46,15 @@ class GenerationOverrides(BaseModel):
     """Sampling seed."""
     num_shots: int | None = Field(None, ge=0)
     """Shots to show for this request (default: the server's)."""
+    method: Literal["critique", "verdict", "logprob"] | None = None
+    """The judging method for this request (default: the server's). ``logprob`` needs a
+    server whose engine returns logprobs (a llama.cpp judge started with --method logprob)."""
+    position: Literal["as_given", "random", "both"] | None = None
+    """Pairwise placement for this request (default: the server's)."""
 
     def kwargs(self) -> dict[str, Any]:
         """The generation kwargs that were given."""
-        names = GenerationOverrides.model_fields.keys() - {"num_shots"}
+        names = GenerationOverrides.model_fields.keys() - {"num_shots", "method", "position"}
         return {k: v for k in names if (v := getattr(self, k)) is not None}
 
 
@@ -64,11 +69,17 @@ class Item(BaseModel):
     """Pairwise mode: the first conversation."""
     conversation_B: list[Message] | None = None
     """Pairwise mode: the second conversation (same history and query as A)."""
+    reference: str | None = None
+    """A reference answer: the judge grades against it (the reference-guided templates)."""
+    rubric: str | None = None
+    """A rubric or criteria, for templates that use ``{$rubric}``."""
 
     def inputs(self) -> dict[str, Any]:
-        """The conversations that were given, as plain message lists."""
-        return {k: [m.model_dump() for m in v] for k in ("conversation", "conversation_A", "conversation_B")
-                if (v := getattr(self, k)) is not None}
+        """The conversations and context fields that were given, as plain values."""
+        out: dict[str, Any] = {k: [m.model_dump() for m in v] for k in ("conversation", "conversation_A", "conversation_B")
+                               if (v := getattr(self, k)) is not None}
+        out.update({k: v for k in ("reference", "rubric") if (v := getattr(self, k)) is not None})
+        return out
 
 
 class OffchainItem(Item, GenerationOverrides):

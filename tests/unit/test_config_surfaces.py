@@ -3,6 +3,7 @@ the same default: a flag of `icrm test` / `score` / `eval` / `serve`, and an ``I
 variable of the reward service."""
 
 import inspect
+import typing
 
 import pytest
 
@@ -33,19 +34,24 @@ def test_each_option_is_a_serve_flag_and_a_variable_where_its_surfaces_say(name,
     config, _ = resolve_serve_options({})
     assert getattr(config, name) == default  # nothing given: the one default
     if "env" in option_surfaces(name):
-        value = {bool: "true", int: "5", float: "2.5", str: "judge-x"}
-        sample = next((v for t, v in value.items() if isinstance(default, t)), "x")
-        if name == "rm_type":
-            sample = "pairwise"
-        elif name == "shot_sampling_mode":
-            sample = "random"
-        elif default is None and name in ("completion", "constrain_output"):
-            sample = "true"
-        elif default is None and name == "max_retries":
-            sample = "2"
+        sample = sample_value(name)
         monkeypatch.setenv(env_name(name), sample)
         config, _ = resolve_serve_options({})
-        assert str(getattr(config, name)).lower() == ICRMConfig.build(**{name: sample}).model_dump()[name].__str__().lower()
+        assert getattr(config, name) == getattr(ICRMConfig.build(**{name: sample}), name) != default
+
+
+def sample_value(name):
+    """A valid value of option `name`, as an environment variable would hold it, other
+    than its default."""
+    field = ICRMConfig.model_fields[name]
+    literal = [a for a in typing.get_args(field.annotation) if isinstance(a, str)]
+    if literal:
+        return next(a for a in reversed(literal) if a != field.default)
+    if isinstance(field.default, bool) or name in ("completion", "constrain_output"):
+        return "false" if field.default else "true"
+    if isinstance(field.default, (int, float)) or name == "max_retries":
+        return "7"
+    return "judge-x"
 
 
 def test_adding_an_option_needs_no_other_edit(monkeypatch):

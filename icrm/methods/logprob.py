@@ -1,0 +1,137 @@
+"""``logprob``: one generated token and its top logprobs. The prompt ends where the
+verdict goes; the judge's distribution over the verdict labels is read from the first
+token's top logprobs, renormalised over the labels, and reported with its argmax.
+
+Labels are single digits, one token in every common tokenizer (`RMType.labels`):
+individual ``0``–``9`` stand for scores 1–10 (the rubric's bands, shifted by one),
+pairwise ``1``–``5`` for A++, A+, A=B, B+, B++. A top-logprob token counts for a label
+when it is the label with surrounding spaces or quotes (``" 7"``, ``'7"'``): their
+probabilities add up. ``label_mass`` records the mass the labels held before
+renormalising; a first token far from any label is a parse error (``no_label``).
+
+Sources: AlpacaEval's logprob judges (``weighted_alpaca_eval_gpt4_turbo``: one token,
+top logprobs over the label set) and G-Eval's probability-weighted expected score.
+An engine that returns no logprobs is an error at the first request, naming the engines
+that give them — never a silent argmax.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..engines.base import GenerationRequest, GenerationResult
+from ..errors import ConfigError, FeedbackParseError
+from ..feedback import Feedback
+from ..rm_types import RMType
+from .base import JudgingMethod
+from .combine import from_distribution
+
+__all__ = ["Logprob", "label_distribution", "TOP_LOGPROBS", "LOGPROB_ENGINES"]
+
+TOP_LOGPROBS = 20  # the most OpenAI's API returns
+LOGPROB_ENGINES = "vllm, sglang, llamacpp, or an OpenAI-compatible API that returns top_logprobs"
+_STRIP = " \t\n\r\"'`▁Ġ"  # spaces, quotes, and the space markers of SentencePiece / byte-level BPE
+
+
+class Logprob(JudgingMethod):
+    """One token, read as a distribution over the verdicts."""
+
+    name = "logprob"
+    needs_logprobs = True
+    # The label is the prompt's next token in completion mode; in chat mode a small
+    # model's first token is often not a label (measured on SmolLM2-135M: label mass
+    # 0.96 in completion mode, 0.11 in chat mode).
+    prefers_completion = True
+
+    def answer_keys(self, rm_type: RMType) -> list[str]:
+        return [rm_type.verdict_key]
+
+    def shot_feedback(self, rm_type: RMType, feedback: dict[str, Any]) -> dict[str, Any]:
+        verdict = feedback[rm_type.verdict_key]
+        return {rm_type.verdict_key: int(rm_type.labels[rm_type.verdicts.index(verdict)])}
+
+    def default_templates(self, rm_type: RMType) -> tuple[str, str, str]:
+        return f"{rm_type.name}_logprob", f"{rm_type.name}_logprob_shot", f"{rm_type.name}_logprob_feedback"
+
+    def default_kwargs(self, rm_type: RMType) -> dict[str, Any]:
+        return {"max_tokens": 1, "stop": []}
+
+    def request(self, prompt: str, rm_type: RMType, *, completion: bool, constrain: bool,
+                kwargs: dict[str, Any]) -> GenerationRequest:
+        # No output constraint: the distribution is read over the labels, whatever is sampled.
+        if completion:
+            return GenerationRequest(prompt=prompt, kwargs={**kwargs, "logprobs": TOP_LOGPROBS})
+        return GenerationRequest(messages=[{"role": "user", "content": prompt}],
+                                 kwargs={**kwargs, "logprobs": True, "top_logprobs": TOP_LOGPROBS})
+
+    def read_all(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> list[Feedback]:
+        if result.logprobs is None or all(lp is None for lp in result.logprobs):
+            raise ConfigError(f"method 'logprob' needs token logprobs, but the {result.engine} server returned none; "
+                              f"use an engine that gives them ({LOGPROB_ENGINES}), or another method", fatal=True)
+        feedbacks = []
+        for text, finish, logprobs in zip(result.texts, result.finish_reasons, result.logprobs):
+            common = {"raw_text": text, "finish_reason": finish, "cache_hit": result.cache_hit,
+                      "latency_s": result.latency_s, "method": self.name, **envelope}
+            try:
+                distribution, mass = label_distribution(logprobs, rm_type, text)
+            except FeedbackParseError as e:
+                feedbacks.append(rm_type.feedback_class(parse_error=str(e), parse_error_reason=e.reason, **common))
+                continue
+            feedbacks.append(rm_type.feedback_class(**from_distribution(rm_type, distribution), label_mass=mass,
+                                                    **common))
+        return _with_usage(feedbacks, result)
+
+
+def _with_usage(feedbacks: list[Feedback], result: GenerationResult) -> list[Feedback]:
+    # The request's usage belongs to the judgement once, not to each sample.
+    return [f.model_copy(update={"usage": result.usage if i == 0 else None}) for i, f in enumerate(feedbacks)]
+
+
+def label_distribution(logprobs: dict[str, Any] | None, rm_type: RMType, text: str = "") -> tuple[dict[str, float], float]:
+    """The distribution over `rm_type`'s verdicts from a choice's logprobs (the server's
+    completions or chat shape), and the mass its labels held before renormalising.
+
+    Raises:
+        FeedbackParseError: (``no_label``) no label among the first token's top logprobs.
+
+    >>> from icrm.rm_types import PAIRWISE
+    >>> chat = {"content": [{"token": "2", "logprob": -0.1,
+    ...                      "top_logprobs": [{"token": "2", "logprob": math.log(0.6)},
+    ...                                       {"token": " 3", "logprob": math.log(0.2)},
+    ...                                       {"token": "The", "logprob": math.log(0.2)}]}]}
+    >>> distribution, mass = label_distribution(chat, PAIRWISE)
+    >>> round(distribution["A+"], 3), round(distribution["A=B"], 3), round(mass, 3)
+    (0.75, 0.25, 0.8)
+    """
+    top = _first_top_logprobs(logprobs or {})
+    labels = dict(zip(rm_type.labels, rm_type.verdicts))
+    mass_by_verdict = {str(v): 0.0 for v in rm_type.verdicts}
+    for token, logprob in top.items():
+        verdict = labels.get(token.strip(_STRIP))
+        if verdict is not None and logprob is not None and math.isfinite(logprob):
+            mass_by_verdict[str(verdict)] += math.exp(logprob)
+    mass = sum(mass_by_verdict.values())
+    if mass <= 0:
+        shown = ", ".join(repr(t) for t in list(top)[:5]) or "none"
+        raise FeedbackParseError(f"no verdict label ({', '.join(rm_type.labels)}) among the first token's top "
+                                 f"logprobs (top: {shown})", text, "no_label")
+    return {k: p / mass for k, p in mass_by_verdict.items()}, mass
+
+
+def _first_top_logprobs(logprobs: dict[str, Any]) -> dict[str, float]:
+    """``{token: logprob}`` of the first generated token, from either API shape."""
+    if "content" in logprobs:  # chat: [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]
+        content = logprobs.get("content") or []
+        if not content:
+            return {}
+        first = content[0]
+        top = {e["token"]: e["logprob"] for e in first.get("top_logprobs") or []}
+        top.setdefault(first.get("token", ""), first.get("logprob"))
+        return top
+    tops = logprobs.get("top_logprobs") or []  # completions: top_logprobs is a list of {token: logprob}
+    top = dict(tops[0]) if tops and tops[0] else {}
+    tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+    if tokens and values:
+        top.setdefault(tokens[0], values[0])
+    return top
