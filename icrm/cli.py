@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
 import fire
@@ -76,24 +77,24 @@ class ScoreOptions(BaseModel):
 
 
 class EvalOptions(BaseModel):
-    """``icrm eval rewardbench``'s own options (see `icrm.evaluation.evaluate`)."""
+    """``icrm eval NAME``'s own options (see `icrm.evaluation.runner.evaluate`)."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, coerce_numbers_to_str=True)
 
     data: str | None = None
-    """A local file in RewardBench's schema (JSON, JSONL, Parquet)."""
+    """A local file in the benchmark's schema (JSON, JSONL, Parquet)."""
     dataset: str | None = None
-    """A hub dataset name (e.g. allenai/reward-bench), when online."""
-    split: str = "filtered"
-    """The hub split."""
+    """A hub dataset name (e.g. allenai/reward-bench-2), when online."""
+    split: str | None = None
+    """The hub split (default: the benchmark's official one)."""
     results_dir: str = "results"
-    """Where outputs go: RESULTS_DIR/<rm_type>/<model>/<num_shots>_shots/."""
+    """Where outputs go: RESULTS_DIR/<benchmark>/<rm_type>/<model>/<num_shots>_shots/."""
     overwrite_results: OptionalBool = False
     """Start over instead of resuming."""
     limit: int | None = Field(None, ge=0)
     """Evaluate the first N rows (after --subsets)."""
     subsets: Any = None
-    """Comma-separated subsets to keep."""
+    """Comma-separated subsets to keep (JudgeBench: families; RM-Bench: domains)."""
     concurrency: int = Field(8, ge=1)
     """Judgements in flight at most (changes no result)."""
     progress: OptionalBool = None
@@ -201,7 +202,7 @@ def _run_score(input: str, output: str, config: ICRMConfig, generation: Generati
         sys.exit(EXIT_FAILED)
 
 
-def _run_eval(config: ICRMConfig, generation: GenerationFlags, options: EvalOptions) -> None:
+def _run_eval(benchmark: str, config: ICRMConfig, generation: GenerationFlags, options: EvalOptions) -> None:
     from .evaluation import evaluate, format_table
     from .reward_model import ICRM
 
@@ -211,16 +212,16 @@ def _run_eval(config: ICRMConfig, generation: GenerationFlags, options: EvalOpti
     generation_kwargs = _generation_kwargs(generation, None)
     with ICRM.from_config(config) as icrm:
         summary, out = icrm.run_sync(evaluate(
-            icrm, data=options.data, dataset=options.dataset, split=options.split, results_dir=options.results_dir,
-            overwrite_results=bool(options.overwrite_results), limit=options.limit,
+            icrm, benchmark, data=options.data, dataset=options.dataset, split=options.split,
+            results_dir=options.results_dir, overwrite_results=bool(options.overwrite_results), limit=options.limit,
             subsets=wanted, concurrency=options.concurrency, progress=options.progress, **generation_kwargs,
         ))
-    print(format_table(summary))
+    print(format_table(summary, benchmark))
     print(f"results: {out}", file=sys.stderr)
     counts = summary["counts"]
     if counts["request_errors"] or counts["parse_failures"]:
-        print(f"icrm: {counts['request_errors']} judgement(s) failed and {counts['parse_failures']} row(s) had an "
-              "unparseable answer", file=sys.stderr)
+        print(f"icrm: {counts['request_errors']} judgement(s) failed ({counts['rows_failed']} row(s) not scored; "
+              f"a re-run redoes them) and {counts['parse_failures']} row(s) had an unparseable answer", file=sys.stderr)
         sys.exit(EXIT_FAILED)
 
 
@@ -272,16 +273,28 @@ skips final rows and redoes failed ones; another model, rm type, shots, template
 generation flags into the same OUTPUT is an error (--overwrite True starts over).
 Exits 0 when every row got a verdict, 1 when some did not (the counts are printed).""")
 
-eval_rewardbench = _command("rewardbench", (), (GenerationFlags, EvalOptions), _run_eval,
-                            """Evaluate on RewardBench rows and print the official section table.
+EVAL_DOC = """{line}: evaluate, scored as its official code scores it, and print the table.
 
---data PATH (JSON, JSONL, Parquet: id, prompt, chosen, rejected, subset) or --dataset
-allenai/reward-bench --split filtered. --position random|both places chosen in A/B
-by a seeded hash of the row id, or judges both orders. Results go to
-RESULTS_DIR/<rm_type>/<model>/<num_shots>_shots/ (rows.jsonl, summary.json,
-accuracy.png); a re-run resumes (with the same run settings).""", surface="eval")
+--data PATH (JSON, JSONL, Parquet in the benchmark's schema) or --dataset NAME (a hub
+dataset; --split defaults to the benchmark's official split; see README). Pairwise
+--position random|both|as_given places the preferred response by a seeded hash of the
+row id, or judges both orders. Results go to RESULTS_DIR/{name}/<rm_type>/<model>/
+<num_shots>_shots/ (rows.jsonl, summary.json, accuracy.png); a re-run resumes (with the
+same run settings) and redoes judgements that failed. Exits 1 when a judgement failed
+or an answer did not parse."""
 
-COMMANDS: dict[str, Any] = {"test": test, "score": score, "mock": mock, "eval": {"rewardbench": eval_rewardbench}}
+
+def _eval_commands() -> dict[str, Callable[..., None]]:
+    from .evaluation import BENCHMARKS
+
+    commands = {}
+    for name, (_, _, line) in BENCHMARKS.items():
+        doc = EVAL_DOC.format(name=name, line=line)
+        commands[name] = _command(name, (), (GenerationFlags, EvalOptions), partial(_run_eval, name), doc, surface="eval")
+    return commands
+
+
+COMMANDS: dict[str, Any] = {"test": test, "score": score, "mock": mock, "eval": _eval_commands()}
 
 
 def _commands() -> dict[str, Any]:

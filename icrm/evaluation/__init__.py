@@ -1,6 +1,66 @@
-"""Evaluation of reward models: RewardBench, scored the official way."""
+"""Evaluation of reward models on the benchmarks the field reports: RewardBench,
+RewardBench 2, JudgeBench and RM-Bench, each scored as its official code scores it.
 
-from .aggregate import section_scores
-from .rewardbench import evaluate, format_table, load_rows
+One module per benchmark (a `Benchmark` subclass, `icrm.evaluation.base`), one runner
+for all (`icrm.evaluation.runner`). `BENCHMARKS` names them without importing them, so
+the CLI lists them cheaply.
+"""
 
-__all__ = ["evaluate", "format_table", "load_rows", "section_scores"]
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..reward_model import ICRM
+    from .base import Benchmark
+
+__all__ = ["BENCHMARKS", "get_benchmark", "evaluate", "format_table", "load_rows"]
+
+# name -> (module, class, one line for `icrm eval --help`)
+BENCHMARKS: dict[str, tuple[str, str, str]] = {
+    "rewardbench": ("rewardbench", "RewardBench", "RewardBench v1: chosen vs rejected, official sections"),
+    "rewardbench2": ("rewardbench2", "RewardBench2", "RewardBench 2: one correct answer among several, ratings protocol"),
+    "judgebench": ("judgebench", "JudgeBench", "JudgeBench: objective pairs, both orders, per source family"),
+    "rmbench": ("rmbench", "RMBench", "RM-Bench: three styles per side, hard / normal / easy per domain"),
+}
+
+
+def get_benchmark(name: str | Benchmark) -> Benchmark:
+    """The benchmark called `name` (a `Benchmark` is returned as is).
+
+    Raises:
+        ConfigError: an unknown name, listing the known ones.
+    """
+    if not isinstance(name, str):
+        return name
+    if name not in BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    module, cls, _ = BENCHMARKS[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+
+
+async def evaluate(icrm: ICRM, benchmark: str | Benchmark = "rewardbench", **options: Any) -> tuple[dict[str, Any], Path]:
+    """Run (or resume) an evaluation; see `icrm.evaluation.runner.evaluate` for the
+    options, outputs and errors."""
+    from .runner import evaluate as run
+
+    return await run(icrm, get_benchmark(benchmark), **options)
+
+
+def format_table(summary: dict[str, Any], benchmark: str | Benchmark | None = None) -> str:
+    """A summary as its benchmark's text table (the benchmark read from the summary
+    when not given)."""
+    from .runner import format_table as table
+
+    return table(summary, get_benchmark(benchmark or summary["meta"]["benchmark"]))
+
+
+def load_rows(benchmark: str | Benchmark, **options: Any) -> list[dict[str, Any]]:
+    """A benchmark's rows, checked; see `icrm.evaluation.runner.load_rows`."""
+    from .runner import load_rows as load
+
+    return load(get_benchmark(benchmark), **options)

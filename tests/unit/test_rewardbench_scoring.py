@@ -1,31 +1,15 @@
-"""icrm's RewardBench aggregation against the `rewardbench` package's own code and constants.
-
-The package cannot be imported without torch, so its source is read: constants with
-`ast.literal_eval`, `calculate_scores_per_section` compiled from its own definition.
-CI installs it with `pip install --no-deps rewardbench==0.1.4`.
-"""
+"""icrm's RewardBench (v1) scoring against the `rewardbench` package's own code and constants
+(read from its source: `tests.official`)."""
 
 import ast
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 
-from icrm.evaluation.aggregate import (
-    individual_outcome,
-    length_baseline,
-    pairwise_outcome,
-    rewardbench_constants,
-    section_scores,
-)
-
-SPEC = importlib.util.find_spec("rewardbench")
-needs_package = pytest.mark.skipif(SPEC is None, reason="rewardbench is not installed: pip install --no-deps rewardbench==0.1.4")
-
-
-def package_source(name):
-    return (Path(next(iter(SPEC.submodule_search_locations))) / name).read_text()
+from icrm.evaluation.base import longer
+from icrm.evaluation.rewardbench import RewardBench, rewardbench_constants, section_scores
+from icrm.rm_types import INDIVIDUAL, PAIRWISE
+from tests.official import needs_rewardbench, package_definitions, package_source
 
 
 def package_constants():
@@ -37,19 +21,15 @@ def package_constants():
 
 
 def package_calculate_scores_per_section():
-    tree = ast.parse(package_source("utils.py"))
-    [function] = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "calculate_scores_per_section"]
-    namespace = {}
-    exec(compile(ast.Module(body=[function], type_ignores=[]), "rewardbench/utils.py", "exec"), namespace)
-    return namespace["calculate_scores_per_section"]
+    return package_definitions("utils.py", ("calculate_scores_per_section",))["calculate_scores_per_section"]
 
 
-@needs_package
+@needs_rewardbench
 def test_shipped_constants_equal_the_packages():
     assert rewardbench_constants() == package_constants()
 
 
-@needs_package
+@needs_rewardbench
 @pytest.mark.parametrize("seed", range(5))
 def test_section_scores_match_rewardbench_on_the_same_rows(seed):
     rng = random.Random(seed)
@@ -77,10 +57,22 @@ def test_math_prm_is_weighted_like_all_code_subsets_together():
     assert reasoning == pytest.approx(0.5)
 
 
-def test_row_outcomes_follow_the_generative_script():
-    assert [pairwise_outcome(c, True).score for c in ("A++", "A+", "A=B", "B+", "B++", None)] == [1, 1, 0.5, 0, 0, 0.5]
-    assert [pairwise_outcome(c, False).score for c in ("A++", "B+")] == [0, 1]
-    assert pairwise_outcome(None, True).parse_failure and pairwise_outcome("A=B", True).tie
-    assert pairwise_outcome("A=B", True).strict == 0
-    assert [individual_outcome(*s).score for s in ((8, 3), (3, 8), (5, 5), (None, 5))] == [1, 0, 0.5, 0.5]
-    assert (length_baseline("long answer", "short"), length_baseline("a", "bb"), length_baseline("ab", "cd")) == (1, 0, 0.5)
+def pair_score(records, rm_type=PAIRWISE):
+    row = {"id": "1", "subset": "alpacaeval-easy", "chosen": "long answer", "rejected": "short"}
+    return RewardBench().score(row, records, rm_type)
+
+
+def test_row_scores_follow_the_generative_script():
+    # Chosen is A as given; a verdict told back in that orientation.
+    assert [pair_score({"pair": {"choice": c}}).score for c in ("A++", "A+", "A=B", "B+", "B++", None)] \
+        == [1, 1, 0.5, 0, 0, 0.5]
+    assert pair_score({"pair": {"choice": None}}).parse_failure and pair_score({"pair": {"choice": "A=B"}}).tie
+    # Both orders: their mean, consistent only when they agree.
+    both = pair_score({"pair": {"choice": "A=B", "order_verdicts": {"AB": "A+", "BA": "B+"}}})
+    assert (both.score, both.consistent) == (0.5, False)
+    assert pair_score({"pair": {"choice": "A+", "order_verdicts": {"AB": "A+", "BA": "A++"}}}).consistent
+    individual = [pair_score({"chosen": {"score": c}, "rejected": {"score": r}}, INDIVIDUAL)
+                  for c, r in ((8, 3), (3, 8), (5, 5), (None, 5))]
+    assert [s.score for s in individual] == [1, 0, 0.5, 0.5]
+    assert individual[2].tie and individual[3].parse_failure
+    assert (longer("long answer", "short"), longer("a", "bb"), longer("ab", "cd")) == (1, 0, 0.5)
