@@ -101,7 +101,8 @@ def bench_server(engine: str, items: list[dict[str, Any]], tmp: Path) -> dict[st
 
     concurrency = CONCURRENCY[engine]
     results: dict[str, Any] = {"concurrency": concurrency, "pairs": len(items)}
-    common = {**server_args(engine, tmp), "rm_type": "pairwise", "num_shots": 3}
+    # Constrained where the server can: unconstrained, the 135M model rambles to max_tokens on vLLM.
+    common = {**server_args(engine, tmp), "rm_type": "pairwise", "num_shots": 3, "constrain_output": True}
     # The logprob ICRM launches the server (llama.cpp keeps logits for logprobs); the
     # other methods talk to the same server by address.
     with ICRM(method="logprob", **common) as owner:

@@ -114,8 +114,9 @@ class ICRMConfig(BaseModel):
     """The provider's API key; default: the vendor's environment variable."""
     api_version: str | None = Field(None, **_on(*_PYTHON_ONLY))
     """``azure`` only: the API version (default ``OPENAI_API_VERSION`` or 2024-10-21)."""
-    worker_addrs: tuple[str, ...] | None = Field(None, **_on(*_PYTHON_ONLY))
-    """Local engines: base URLs of servers that already run (nothing is launched)."""
+    worker_addrs: tuple[str, ...] | None = Field(None, **_on(*_EVERYWHERE))
+    """Local engines: base URLs of servers that already run, comma-separated (e.g.
+    http://10.0.0.5:8000/v1); nothing is launched."""
     worker_args: tuple[str, ...] = Field((), **_on(*_PYTHON_ONLY))
     """Extra command-line arguments for launched servers."""
     timeout: float = Field(600.0, gt=0, allow_inf_nan=False, **_on(*_EVERYWHERE))

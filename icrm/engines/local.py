@@ -8,6 +8,7 @@ and GPUs.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -15,7 +16,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import openai
 
@@ -248,8 +251,34 @@ def build_llamacpp(options: EngineOptions) -> OpenAICompatibleEngine:
         require_module("sse_starlette", options.name, "pip install 'llama-cpp-python[server]'")
         extra = ("--logits_all", "True", *options.worker_args) if options.logprobs else options.worker_args
         builds = [(llamacpp_argv(model_path, model_name, extra), {})] * options.num_workers
+    counter = partial(_count_prompt_tokens, str(model_path)) if model_path.is_file() else None
     return _launch(options, model_name, builds, "json_object_schema", default_completion=False, native_n=False,
-                   constrain=True)
+                   constrain=True, stream_logprobs=counter)
+
+
+@functools.cache
+def _vocabulary(model_path: str) -> Any:
+    import llama_cpp
+    from llama_cpp._utils import suppress_stdout_stderr  # llama.cpp logs the load to fd 2
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    with suppress_stdout_stderr(disable=False):
+        model = llama_cpp.llama_model_load_from_file(model_path.encode(), params)
+    if not model:
+        raise ConfigError(f"cannot read the vocabulary of {model_path}")
+    return model, llama_cpp.llama_model_get_vocab(model)
+
+
+def _count_prompt_tokens(model_path: str, prompt: str) -> int:
+    """A prompt's tokens as llama-cpp-python's server counts them (with BOS, special
+    tokens parsed), from the model's vocabulary alone (no weights, no context; loaded
+    once per process)."""
+    import llama_cpp
+
+    _, vocab = _vocabulary(model_path)
+    text = prompt.encode("utf-8")
+    return abs(llama_cpp.llama_tokenize(vocab, text, len(text), None, 0, True, True))  # -n: the count
 
 
 def build_vllm(options: EngineOptions) -> OpenAICompatibleEngine:
@@ -302,7 +331,7 @@ def _require_model_and_module(options: EngineOptions) -> str:
 
 def _launch(options: EngineOptions, model_name: str, builds: Sequence[tuple[Callable[[int], list[str]], dict[str, str]]],
             structured: StructuredOutput, default_completion: bool = True, native_n: bool = True,
-            constrain: bool = False) -> OpenAICompatibleEngine:
+            constrain: bool = False, stream_logprobs: Callable[[str], int] | None = None) -> OpenAICompatibleEngine:
     """Start the workers (or use ``worker_addrs``) and build one client per server."""
     workers = [Worker(options.name, build, env=env, startup_timeout_s=settings.worker_startup_timeout_s())
                for build, env in builds]
@@ -317,5 +346,6 @@ def _launch(options: EngineOptions, model_name: str, builds: Sequence[tuple[Call
     return OpenAICompatibleEngine(
         options.name, model_name, clients=clients,
         completion=default_completion if options.completion is None else options.completion,
-        structured_output=structured, constrain_by_default=constrain, native_n=native_n, workers=workers,
+        structured_output=structured, constrain_by_default=constrain, native_n=native_n,
+        stream_logprobs=stream_logprobs, workers=workers,
     )

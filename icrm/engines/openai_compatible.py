@@ -15,7 +15,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import openai
@@ -74,6 +75,10 @@ class OpenAICompatibleEngine(Engine):
             valid JSON only under constraint).
         native_n: False when the server ignores ``n`` (llama.cpp returns one choice):
             then ``n`` requests are sent, with ``seed + i`` when a seed is given.
+        stream_logprobs: for completion requests that ask for logprobs, a function that
+            counts a prompt's tokens as the server does: they are then streamed
+            (llama.cpp: see `_streamed_completion`), and the count stands in for the
+            usage a streaming server does not report. None: never streamed.
         workers: workers this engine started and stops on `aclose()`.
     """
 
@@ -87,6 +92,7 @@ class OpenAICompatibleEngine(Engine):
         structured_output: StructuredOutput | None = None,
         constrain_by_default: bool = False,
         native_n: bool = True,
+        stream_logprobs: Callable[[str], int] | None = None,
         workers: Sequence[Worker] = (),
     ) -> None:
         if not clients:
@@ -98,6 +104,7 @@ class OpenAICompatibleEngine(Engine):
         self.json_schema_supported = structured_output is not None
         self.constrain_by_default = constrain_by_default
         self.native_n = native_n
+        self.stream_logprobs = stream_logprobs
         self.workers = list(workers)
         self.clients = list(clients)
         self._in_flight = [0] * len(self.clients)
@@ -154,7 +161,9 @@ class OpenAICompatibleEngine(Engine):
         self._in_flight[index] += 1
         start = time.perf_counter()
         try:
-            if request.prompt is not None:
+            if request.prompt is not None and self.stream_logprobs is not None and body.get("logprobs"):
+                response = await _streamed_completion(client, request.prompt, body, self.stream_logprobs)
+            elif request.prompt is not None:
                 response = await client.completions.create(prompt=request.prompt, **body)
             else:
                 response = await client.chat.completions.create(messages=request.messages, **body)
@@ -263,6 +272,33 @@ def _structured_output(kind: StructuredOutput, schema: dict[str, Any]) -> dict[s
     return {"response_format": {"type": "json_schema", "json_schema": {"name": "feedback", "schema": schema, "strict": True}}}
 
 
+async def _streamed_completion(client: Any, prompt: str, body: dict[str, Any], count_tokens: Callable[[str], int]) -> Any:
+    """A completion streamed and put back together (text, finish reason, logprobs, usage).
+
+    llama-cpp-python's server (0.3.x, ``Llama._create_completion``) computes a
+    non-streamed completion's logprobs as the log-softmax of its whole logits buffer —
+    every context position × the vocabulary (8,192 × 49,152 for the embedded model) —
+    to return the one generated token's; streamed, it computes them for the generated
+    tokens' rows only. Same logprobs, without ~1 s of work per request.
+    """
+    stream = await client.completions.create(prompt=prompt, stream=True, **body)
+    text: list[str] = []
+    logprobs: dict[str, list[Any]] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    finish_reason, usage = None, None
+    async for chunk in stream:
+        usage = getattr(chunk, "usage", None) or usage
+        for choice in getattr(chunk, "choices", None) or []:
+            text.append(choice.text or "")
+            finish_reason = choice.finish_reason or finish_reason
+            part = _dump(choice.logprobs) or {}
+            for key, values in logprobs.items():
+                values.extend(part.get(key) or [])
+    if usage is None:  # the server does not report usage when streaming: count it here
+        usage = Usage(prompt_tokens=count_tokens(prompt), completion_tokens=len(logprobs["tokens"]))
+    return SimpleNamespace(choices=[SimpleNamespace(text="".join(text), logprobs=logprobs, finish_reason=finish_reason)],
+                           usage=usage)
+
+
 def _dump(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -272,6 +308,8 @@ def _dump(value: Any) -> dict[str, Any] | None:
 def _usage(usage: Any) -> Usage:
     if usage is None:
         return Usage()
+    if isinstance(usage, Usage):
+        return usage
     details = getattr(usage, "prompt_tokens_details", None)
     return Usage(
         prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,

@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..chat_templates import split_templated
 from ..errors import ConfigError, EngineError, ICRMError, InputError
 from ..feedback import JUDGEMENT_FIELDS, Feedback
 from ..reward_model import ICRM
@@ -58,8 +59,14 @@ def score_to_reward(score: int) -> float:
 
 
 def split_query(query: str, prompt: str) -> list[dict[str, str]]:
-    """OpenRLHF's ``query`` (prompt + response) as a conversation: the response is the
-    query with its prompt prefix removed (the whole query when it does not start so)."""
+    """OpenRLHF's ``query`` (prompt + response) as a conversation. A prompt rendered by a
+    common chat template (`icrm.chat_templates`: ChatML, Llama 3, Mistral, Gemma,
+    DeepSeek) becomes its turns, without the template's special tokens (with no prompt, a
+    templated query is split alone); a plain prompt is the user turn. The response is the query with its prompt prefix removed (the whole
+    query when it does not start so)."""
+    templated = split_templated(prompt or query, query)  # no prompt: the query's own turns
+    if templated is not None:
+        return templated
     response = query[len(prompt):] if prompt and query.startswith(prompt) else query
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
 

@@ -4,6 +4,7 @@ its schema). Each expected score is derived here from the data and the rule, row
 """
 
 import json
+import math
 import random
 import re
 
@@ -167,3 +168,37 @@ def test_a_malformed_row_stops_the_run_before_any_judgement(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.search(r"row 2: 'label' must be 'A>B' or 'B>A', got 'A>>B'", result.stderr), result.stderr
     assert not (tmp_path / "judgebench").exists()
+
+
+def log(p):
+    return math.log(p)
+
+
+# logprob: A-leaning labels when response A has a 7 (P(A better) 0.8), else B-leaning (0.2).
+SEVEN_LOGPROBS = {"matches": [
+    {"regex": A_HAS_7, "response": "1", "logprobs": [{"1": log(0.7), "2": log(0.1), "4": log(0.2)}]},
+    {"response": "4", "logprobs": [{"2": log(0.2), "4": log(0.6), "5": log(0.2)}]},
+]}
+
+
+@pytest.mark.mock_llm(SEVEN_LOGPROBS)
+def test_judgebench_with_probabilities_reports_calibration(mock_llm, tmp_path):
+    result, root = run(mock_llm, tmp_path, "judgebench", "--data", JUDGEBENCH, "--limit", "30", "--method", "logprob")
+    assert result.returncode == 0, result.stderr
+    p_correct = []
+    for pair in (json.loads(line) for line in JUDGEBENCH.read_text().splitlines()[:30]):
+        # Both orders' distributions averaged, the swapped one told back: P(A better) of the pair.
+        p_a = ((0.8 if "7" in pair["response_A"] else 0.2) + 1 - (0.8 if "7" in pair["response_B"] else 0.2)) / 2
+        p_correct.append(p_a if pair["label"] == "A>B" else 1 - p_a)
+    calibration = summary_of(root, "pairwise")["calibration"]
+    assert calibration["n"] == 30
+    assert calibration["brier"] == pytest.approx(sum((1 - p) ** 2 for p in p_correct) / 30)
+    # Confidence is 0.8 or 0.5 here: the ECE is |confidence - accuracy| weighted per bin.
+    bins = {}
+    for p in p_correct:
+        bins.setdefault(round(max(p, 1 - p), 6), []).append(p > 0.5)
+    ece = sum(abs(c - sum(hits) / len(hits)) * len(hits) / 30 for c, hits in bins.items())
+    assert calibration["ece"] == pytest.approx(ece)
+    assert "ECE" in result.stdout
+    png = root / "pairwise" / "mock" / "0_shots" / "accuracy.png"
+    assert png.stat().st_size > 1000

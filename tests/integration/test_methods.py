@@ -209,6 +209,12 @@ def test_llamacpp_logprobs():
     with ICRM(method="logprob", num_shots=2) as icrm:
         judged = check_distribution(icrm, conversation=FLIGHT)
         assert icrm.engine.completion and judged.label_mass > 0.5
+        # Streamed (llama-cpp-python's non-streamed logprobs cost a log-softmax of its whole
+        # logits buffer): the same distribution, and the prompt's tokens counted as the server counts them.
+        icrm.engine.stream_logprobs, counter = None, icrm.engine.stream_logprobs
+        plain = icrm.judge(conversation=FLIGHT, temperature=1e-4)  # not from the generation cache
+        assert plain.probabilities == pytest.approx(judged.probabilities, abs=1e-6)
+        assert plain.usage.prompt_tokens == judged.usage.prompt_tokens > 0 and counter is not None
     with ICRM(method="logprob", rm_type="pairwise", num_shots=1) as icrm:
         check_distribution(icrm, conversation_A=FLIGHT, conversation_B=FLIGHT_B)
 

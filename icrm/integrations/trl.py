@@ -1,0 +1,130 @@
+"""icrm as a TRL reward function (``GRPOTrainer(reward_funcs=...)`` and TRL's other
+online trainers).
+
+TRL calls a reward function as ``f(prompts, completions, completion_ids, **kwargs)`` and
+takes one ``float | None`` per sample (None: the sample is skipped); ``kwargs`` hold
+every dataset column, ``trainer_state`` and ``log_metric``. It runs an ``async def``
+function on its own event loop, concurrently with its other reward functions
+(``trl/trainer/grpo_trainer.py``, ``_calculate_rewards``).
+
+    from icrm import ICRM
+    from icrm.integrations.trl import reward_function
+
+    judge = ICRM(engine="vllm", model_name="Qwen/Qwen2.5-7B-Instruct", method="logprob")
+    trainer = GRPOTrainer(model=..., reward_funcs=reward_function(judge), ...)
+
+Rewards: individual, (score − 1) / 9, or (expected score − 1) / 9 with ``method="logprob"``;
+pairwise, the completion (A) against the dataset's reference answer (B, the column named
+by `reference_column`): A++ 1, A+ 0.75, A=B 0.5, B+ 0.25, B++ 0, or P(A better) with
+``logprob`` (judge with ``position="both"`` or ``"random"`` against position bias).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import ConfigError, EngineError
+from ..feedback import Feedback
+from ..trajectory import judgeable_turns
+
+__all__ = ["reward_function", "async_reward_function", "RewardBatch"]
+
+logger = logging.getLogger(__name__)
+
+RewardFunc = Callable[..., list[float | None]]
+
+
+class RewardBatch:
+    """Judging one call's samples: the items, then the rewards from the feedback.
+
+    Args:
+        icrm: the judge.
+        reference_column: pairwise: the dataset column holding each prompt's reference
+            answer (a string or chat messages).
+        concurrency: judge requests in flight at most per call.
+    """
+
+    def __init__(self, icrm: Any, reference_column: str | None, concurrency: int) -> None:
+        if not icrm.rm_type.single and not reference_column:
+            raise ConfigError("a pairwise judge needs reference_column: the dataset column with each prompt's "
+                              "reference answer, judged as B against the completion as A")
+        self.icrm, self.reference_column, self.concurrency = icrm, reference_column, concurrency
+
+    def items(self, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]) -> list[dict[str, Any]]:
+        """One judge item per sample."""
+        if len(prompts) != len(completions):
+            raise ConfigError(f"TRL passed {len(prompts)} prompts for {len(completions)} completions")
+        if self.icrm.rm_type.single:
+            return [{"conversation": judgeable_turns(p, c, f"sample {i}")}
+                    for i, (p, c) in enumerate(zip(prompts, completions))]
+        if self.reference_column not in columns:
+            raise ConfigError(f"reference_column {self.reference_column!r} is not a dataset column; "
+                              f"the columns are {', '.join(sorted(k for k in columns if k != 'trainer_state'))}")
+        references = columns[self.reference_column]
+        return [{"conversation_A": judgeable_turns(p, c, f"sample {i}"),
+                 "conversation_B": judgeable_turns(p, r, f"sample {i} reference")}
+                for i, (p, c, r) in enumerate(zip(prompts, completions, references))]
+
+    def rewards(self, feedbacks: Sequence[Feedback], log_metric: Callable[[str, float], None] | None) -> list[float | None]:
+        """One reward per feedback, None where it holds no verdict; the count of those is
+        logged (and reported to TRL as ``icrm/unjudged`` when it passes ``log_metric``)."""
+        rewards = [self.icrm.rm_type.feedback_reward(f) for f in feedbacks]
+        unjudged = [f for f in feedbacks if not f.ok]
+        if unjudged:
+            reasons = sorted({f.error_kind or f.parse_error_reason or "parse" for f in unjudged})
+            logger.warning("icrm: %d of %d samples got no reward (%s); TRL skips them", len(unjudged), len(feedbacks),
+                           ", ".join(reasons))
+            if all(f.error_kind not in (None, "input") for f in feedbacks):  # the judge itself is down
+                raise EngineError(f"the judge answered none of {len(feedbacks)} samples: {unjudged[0].error}")
+        if log_metric is not None:
+            log_metric("icrm/unjudged", float(len(unjudged)))
+        return rewards
+
+
+def reward_function(icrm: Any, reference_column: str | None = None, concurrency: int = 64,
+                    name: str | None = None) -> RewardFunc:
+    """A synchronous TRL reward function that judges a call's samples concurrently.
+
+    Args:
+        icrm: the `icrm.ICRM` judge (its rm type, method, position and shots apply).
+        reference_column: pairwise judges: the dataset column with the reference answer.
+        concurrency: judge requests in flight at most.
+        name: the function's name in TRL's logs (default ``icrm_<rm_type>``).
+
+    Returns:
+        ``f(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]``:
+        rewards in [0, 1], None for a sample the judge gave no verdict (TRL skips it).
+
+    Raises:
+        ConfigError: a pairwise judge without `reference_column` (at once), or a call
+            whose dataset lacks that column.
+        EngineError: when the judge answered none of a call's samples (it is down):
+            training stops instead of running on no reward.
+    """
+    batch = RewardBatch(icrm, reference_column, concurrency)
+
+    def reward(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None,
+               **kwargs: Any) -> list[float | None]:
+        items = batch.items(prompts, completions, kwargs)
+        return batch.rewards(icrm.judge_many(items, concurrency=concurrency), kwargs.get("log_metric"))
+
+    reward.__name__ = reward.__qualname__ = name or f"icrm_{icrm.rm_type.name}"
+    return reward
+
+
+def async_reward_function(icrm: Any, reference_column: str | None = None, concurrency: int = 64,
+                          name: str | None = None) -> Callable[..., Any]:
+    """`reward_function` as an ``async def``: TRL awaits it on its own event loop,
+    concurrently with its other async reward functions. Same arguments, result and
+    errors."""
+    batch = RewardBatch(icrm, reference_column, concurrency)
+
+    async def reward(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Any = None,
+                     **kwargs: Any) -> list[float | None]:
+        items = batch.items(prompts, completions, kwargs)
+        return batch.rewards(await icrm.ajudge_many(items, concurrency=concurrency), kwargs.get("log_metric"))
+
+    reward.__name__ = reward.__qualname__ = name or f"icrm_{icrm.rm_type.name}"
+    return reward

@@ -1,0 +1,126 @@
+"""icrm as verl's custom reward function.
+
+verl loads ``custom_reward_function.path`` / ``.name`` and calls it per sample as
+``compute_score(data_source, solution_str, ground_truth, extra_info=None, **reward_kwargs)``
+with ``reward_kwargs`` from the config (``verl/trainer/ppo/reward.py``); its reward loop
+awaits an ``async def`` and runs a plain function in a thread
+(``verl/experimental/reward_loop/reward_manager/naive.py``). ``solution_str`` is the
+response alone, so the prompt comes from ``extra_info["prompt"]`` (a string or chat
+messages), which the dataset's preprocessing must put there::
+
+    custom_reward_function:
+      path: pkg://icrm.integrations.verl
+      name: compute_score            # or compute_score_async, compute_score_batch
+      reward_kwargs: {engine: vllm, base_url: http://127.0.0.1:8000/v1, model_name: Qwen/Qwen2.5-7B-Instruct,
+                      method: logprob}
+
+``reward_kwargs`` are `icrm.ICRMConfig` fields (rm_type must be individual) plus
+``failure_reward``; every call with the same ones in a process shares one `ICRM`. The
+result is a dict — ``score`` (the reward in [0, 1]: (score − 1) / 9, or from the
+expected score with ``logprob``), ``icrm_score`` (the judge's 1–10, 0 when none) and
+``icrm_failed`` (1.0 when the judge gave no verdict: then ``score`` is ``failure_reward``,
+default 0.0) — so verl logs all three.
+
+This module uses absolute imports, so verl can also load it by file path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from icrm.config import ICRMConfig
+from icrm.errors import ConfigError, EngineError
+from icrm.trajectory import judgeable_turns
+
+__all__ = ["compute_score", "compute_score_async", "compute_score_batch", "shared_icrm", "PROMPT_KEY"]
+
+PROMPT_KEY = "prompt"
+# Keyword arguments verl's reward loop adds itself when a reward-model router is set up.
+VERL_KWARGS = ("reward_router_address", "reward_model_tokenizer")
+_SHARED: dict[tuple[int, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def shared_icrm(reward_kwargs: dict[str, Any]) -> Any:
+    """The process's `ICRM` for these settings, started on first use and closed at exit.
+
+    Raises:
+        ConfigError: a setting that is not an `ICRMConfig` field or is invalid (naming
+            it), or an rm type other than individual.
+    """
+    config = ICRMConfig.build(**reward_kwargs)
+    if config.rm_type != "individual":
+        raise ConfigError("verl's compute_score scores one response: set reward_kwargs.rm_type to individual")
+    key = (os.getpid(), config.model_dump_json())  # a forked worker starts its own
+    with _LOCK:
+        if key not in _SHARED:
+            from icrm.reward_model import ICRM
+
+            _SHARED[key] = icrm = ICRM.from_config(config)
+            atexit.register(icrm.close)
+        return _SHARED[key]
+
+
+def _split(reward_kwargs: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    options = {k: v for k, v in reward_kwargs.items() if k not in VERL_KWARGS}
+    failure = options.pop("failure_reward", 0.0)
+    if not isinstance(failure, (int, float)) or isinstance(failure, bool):
+        raise ConfigError(f"reward_kwargs.failure_reward must be a number, got {failure!r}")
+    return float(failure), options
+
+
+def _item(solution_str: Any, extra_info: Any) -> dict[str, Any]:
+    if not isinstance(extra_info, dict) or extra_info.get(PROMPT_KEY) is None:
+        raise ConfigError(f"icrm needs the prompt in extra_info[{PROMPT_KEY!r}] (verl passes only the response as "
+                          "solution_str): add it in the dataset's preprocessing, e.g. "
+                          f"extra_info={{{PROMPT_KEY!r}: question, ...}}")
+    return {"conversation": judgeable_turns(extra_info[PROMPT_KEY], solution_str)}
+
+
+def _result(icrm: Any, feedback: Any, failure_reward: float) -> dict[str, float]:
+    reward = icrm.rm_type.feedback_reward(feedback)
+    if reward is None and feedback.error_kind not in (None, "input"):
+        raise EngineError(f"icrm: the judge could not answer: {feedback.error}")  # never a reward from an outage
+    verdict = icrm.rm_type.verdict(feedback) if feedback.ok else None
+    return {"score": failure_reward if reward is None else reward,
+            "icrm_score": 0.0 if verdict is None else float(verdict), "icrm_failed": 0.0 if feedback.ok else 1.0}
+
+
+def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None,
+                  **reward_kwargs: Any) -> dict[str, float]:
+    """One response's reward (verl's signature); `data_source` and `ground_truth` are
+    not used (an in-context judge needs no reference answer).
+
+    Returns:
+        ``{"score", "icrm_score", "icrm_failed"}`` (see the module docstring).
+
+    Raises:
+        ConfigError: no ``extra_info["prompt"]``, or bad ``reward_kwargs``.
+        EngineError: the judge could not answer (a failed request, not a missing verdict).
+    """
+    failure, options = _split(reward_kwargs)
+    icrm = shared_icrm(options)
+    return _result(icrm, icrm.judge_item(_item(solution_str, extra_info)), failure)
+
+
+async def compute_score_async(data_source: Any, solution_str: str, ground_truth: Any,
+                              extra_info: dict[str, Any] | None = None, **reward_kwargs: Any) -> dict[str, float]:
+    """`compute_score` as an ``async def`` (awaited on verl's reward-loop event loop)."""
+    failure, options = _split(reward_kwargs)
+    icrm = shared_icrm(options)
+    return _result(icrm, await icrm.ajudge_item(_item(solution_str, extra_info)), failure)
+
+
+def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str], ground_truths: Sequence[Any],
+                        extra_infos: Sequence[dict[str, Any] | None], **reward_kwargs: Any) -> list[dict[str, float]]:
+    """The batch variant (verl's ``BatchRewardManager``): lists in, one result per
+    sample, judged concurrently (``reward_kwargs.concurrency``, default 64)."""
+    failure, options = _split(reward_kwargs)
+    concurrency = int(options.pop("concurrency", 64))
+    icrm = shared_icrm(options)
+    items = [_item(s, e) for s, e in zip(solution_strs, extra_infos)]
+    return [_result(icrm, f, failure) for f in icrm.judge_many(items, concurrency=concurrency)]
