@@ -31,7 +31,7 @@ from .engines.base import check_generation_kwargs
 from .errors import ConfigError, ICRMError, InputError
 from .logs import enable_stderr_logging
 
-__all__ = ["main", "COMMANDS", "command_options", "GenerationFlags", "ScoreOptions", "EvalOptions"]
+__all__ = ["main", "COMMANDS", "command_options", "GenerationFlags", "ScoreOptions", "EvalOptions", "BackendOptions"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,30 @@ class ScoreOptions(BaseModel):
     """Start the output over instead of resuming it."""
 
 
+class BackendOptions(BaseModel):
+    """Where ``score`` and ``eval`` judge: this process, or a Ray cluster
+    (`icrm.integrations.ray`; ``pip install 'icrm[ray]'``)."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, coerce_numbers_to_str=True)
+
+    backend: Literal["local", "ray"] = "local"
+    """``local`` (this process) or ``ray`` (actors on a Ray cluster; --concurrency is then per actor)."""
+    ray_address: str | None = None
+    """The Ray cluster's address (default: a new local one); with --backend ray."""
+    num_actors: int = Field(2, ge=1)
+    """Ray actors judging in parallel, each with its own judge; with --backend ray."""
+    gpus_per_actor: float = Field(0.0, ge=0, allow_inf_nan=False)
+    """GPUs per Ray actor, for actors that launch their own vLLM / llama.cpp worker."""
+
+    def ray(self, config: ICRMConfig, concurrency: int) -> Any:
+        """The `icrm.integrations.ray.RayBackend`, or None for ``local``."""
+        if self.backend == "local":
+            return None
+        from .integrations.ray import RayBackend
+
+        return RayBackend(config, self.ray_address, self.num_actors, concurrency, self.gpus_per_actor)
+
+
 class EvalOptions(BaseModel):
     """``icrm eval NAME``'s own options (see `icrm.evaluation.runner.evaluate`)."""
 
@@ -88,7 +112,7 @@ class EvalOptions(BaseModel):
     split: str | None = None
     """The hub split (default: the benchmark's official one)."""
     results_dir: str = "results"
-    """Where outputs go: RESULTS_DIR/<benchmark>/<rm_type>/<model>/<num_shots>_shots/."""
+    """Where outputs go: RESULTS_DIR/<benchmark>/<rm_type>/<model>/<method>/<num_shots>_shots/."""
     overwrite_results: OptionalBool = False
     """Start over instead of resuming."""
     limit: int | None = Field(None, ge=0)
@@ -188,13 +212,22 @@ def _run_test(file: str, config: ICRMConfig, generation: GenerationFlags) -> Non
 
 
 def _run_score(input: str, output: str, config: ICRMConfig, generation: GenerationFlags,
-               options: ScoreOptions) -> None:
+               options: ScoreOptions, backend: BackendOptions) -> None:
     from .reward_model import ICRM
 
     if output is None:
         raise ConfigError("give the results file: icrm score INPUT --output scores.jsonl")
-    with ICRM.from_config(config) as icrm:
-        summary = icrm.score(input, output, **options.model_dump(), **_generation_kwargs(generation, config.seed))
+    ray = backend.ray(config, options.concurrency)
+    if ray is not None:
+        from .integrations.ray import score as score_on_ray
+
+        summary = score_on_ray(input, output, config, ray_address=ray.address, num_actors=ray.num_actors,
+                               concurrency=ray.concurrency, gpus_per_actor=ray.gpus_per_actor,
+                               **options.model_dump(exclude={"concurrency"}),
+                               **_generation_kwargs(generation, config.seed))
+    else:
+        with ICRM.from_config(config) as icrm:
+            summary = icrm.score(input, output, **options.model_dump(), **_generation_kwargs(generation, config.seed))
     _print_json({**summary.as_dict(), "output": str(output)})
     if not summary.all_judged:
         print(f"icrm: {summary.failed} item(s) have no verdict (errors {summary.errors}, unparseable "
@@ -202,7 +235,8 @@ def _run_score(input: str, output: str, config: ICRMConfig, generation: Generati
         sys.exit(EXIT_FAILED)
 
 
-def _run_eval(benchmark: str, config: ICRMConfig, generation: GenerationFlags, options: EvalOptions) -> None:
+def _run_eval(benchmark: str, config: ICRMConfig, generation: GenerationFlags, options: EvalOptions,
+              backend: BackendOptions) -> None:
     from .evaluation import evaluate, format_table
     from .reward_model import ICRM
 
@@ -210,11 +244,18 @@ def _run_eval(benchmark: str, config: ICRMConfig, generation: GenerationFlags, o
     wanted = [s.strip() for s in subsets.split(",")] if isinstance(subsets, str) else (list(subsets) if subsets else None)
     # The seed places rows and samples shots; generation stays greedy unless asked otherwise.
     generation_kwargs = _generation_kwargs(generation, None)
-    with ICRM.from_config(config) as icrm:
+    ray = backend.ray(config, options.concurrency)
+    if ray is not None:  # the actors judge; this process keeps the books
+        from .integrations.ray import driver_judge
+
+        judge = driver_judge(config)
+    else:
+        judge = ICRM.from_config(config)
+    with judge as icrm:
         summary, out = icrm.run_sync(evaluate(
             icrm, benchmark, data=options.data, dataset=options.dataset, split=options.split,
             results_dir=options.results_dir, overwrite_results=bool(options.overwrite_results), limit=options.limit,
-            subsets=wanted, concurrency=options.concurrency, progress=options.progress, **generation_kwargs,
+            subsets=wanted, concurrency=options.concurrency, progress=options.progress, ray=ray, **generation_kwargs,
         ))
     print(format_table(summary, benchmark))
     print(f"results: {out}", file=sys.stderr)
@@ -263,7 +304,7 @@ FILE holds {"conversation": [...]} (individual) or {"conversation_A": [...],
 SmolLM2-135M model runs on CPU. When the answer holds no verdict, prints {"error",
 "reason", "raw"} and exits 1.""")
 
-score = _command("score", ("input", "output"), (GenerationFlags, ScoreOptions), _run_score,
+score = _command("score", ("input", "output"), (GenerationFlags, ScoreOptions, BackendOptions), _run_score,
                  """Score a dataset into a resumable JSONL file and print a summary as JSON.
 
 INPUT is JSONL, JSON, Parquet, a saved 🤗 dataset directory or a hub dataset name;
@@ -279,7 +320,7 @@ EVAL_DOC = """{line}: evaluate, scored as its official code scores it, and print
 dataset; --split defaults to the benchmark's official split; see README). Pairwise
 --position random|both|as_given places the preferred response by a seeded hash of the
 row id, or judges both orders. Results go to RESULTS_DIR/{name}/<rm_type>/<model>/
-<num_shots>_shots/ (rows.jsonl, summary.json, accuracy.png); a re-run resumes (with the
+<method>/<num_shots>_shots/ (rows.jsonl, summary.json, accuracy.png); a re-run resumes (with the
 same run settings) and redoes judgements that failed. Exits 1 when a judgement failed
 or an answer did not parse."""
 
@@ -290,7 +331,8 @@ def _eval_commands() -> dict[str, Callable[..., None]]:
     commands = {}
     for name, (_, _, line) in BENCHMARKS.items():
         doc = EVAL_DOC.format(name=name, line=line)
-        commands[name] = _command(name, (), (GenerationFlags, EvalOptions), partial(_run_eval, name), doc, surface="eval")
+        commands[name] = _command(name, (), (GenerationFlags, EvalOptions, BackendOptions), partial(_run_eval, name), doc,
+                                  surface="eval")
     return commands
 
 

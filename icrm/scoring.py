@@ -46,7 +46,8 @@ from .feedback import JUDGEMENT_FIELDS, Feedback
 from .inputs import rewardbench_pair
 from .rm_types import RMType
 
-__all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ItemJudge", "score_file", "rows_to_items", "result_row"]
+__all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ItemJudge", "score_file", "rows_to_items", "item_id",
+           "row_items", "result_row"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,24 +133,37 @@ def rows_to_items(rows: Iterator[dict[str, Any] | BadRow], rm_type: RMType, id_f
         if isinstance(row, BadRow):
             yield row.id, InputError(row.message, line=row.line)
             continue
-        rid = str(row[id_field]) if row.get(id_field) is not None else row_id(row)
+        rid = item_id(row, id_field)
         if rid in first_seen:
             yield f"{rid}@line:{number}", InputError(
                 f"row {number}: duplicate id {rid!r} (first on row {first_seen[rid]}); ids compare as text, "
                 f"so 1 and \"1\" are one id", line=number)
             continue
         first_seen[rid] = number
-        if input_format == "conversations":
-            yield rid, {f: row.get(f) for f in rm_type.input_fields}
-            continue
-        try:
-            chosen, rejected = rewardbench_pair(row, f"row {number} (id {rid})")
-        except InputError as error:
-            for tag, _ in rm_type.pair_judgements([], [], ("AB",)):
-                yield _tagged(rid, tag), error
-            continue
-        for tag, item in rm_type.pair_judgements(chosen, rejected, ("AB",)):  # chosen in A
-            yield _tagged(rid, tag), item
+        yield from row_items(row, rid, rm_type, input_format, f"row {number} (id {rid})")
+
+
+def item_id(row: dict[str, Any], id_field: str = "id") -> str:
+    """A row's id: its `id_field` value as text, else `icrm.batch.row_id` of the row."""
+    return str(row[id_field]) if row.get(id_field) is not None else row_id(row)
+
+
+def row_items(row: dict[str, Any], rid: str, rm_type: RMType, input_format: str,
+              where: str) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
+    """The ``(id, item)`` pairs of one input row (two for a RewardBench row scored in
+    individual mode: ``<id>:chosen`` and ``<id>:rejected``); an `InputError` in place of
+    an item that cannot be built."""
+    if input_format == "conversations":
+        yield rid, {f: row.get(f) for f in rm_type.input_fields}
+        return
+    try:
+        chosen, rejected = rewardbench_pair(row, where)
+    except InputError as error:
+        for tag, _ in rm_type.pair_judgements([], [], ("AB",)):
+            yield _tagged(rid, tag), error
+        return
+    for tag, item in rm_type.pair_judgements(chosen, rejected, ("AB",)):  # chosen in A
+        yield _tagged(rid, tag), item
 
 
 def _tagged(rid: str, tag: str) -> str:

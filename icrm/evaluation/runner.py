@@ -1,7 +1,7 @@
 """Running any benchmark: judge every row resumably, score it the benchmark's official way,
 and write the outputs.
 
-Outputs go to ``results_dir/<benchmark>/<rm_type>/<model>/<num_shots>_shots/``:
+Outputs go to ``results_dir/<benchmark>/<rm_type>/<model>/<method>/<num_shots>_shots/``:
 ``rows.jsonl`` (one line per judgement, appended as they finish; a re-run skips finished
 ones and refuses another run's settings), ``summary.json`` (scores with 95% bootstrap
 intervals, counts, distribution, calibration, meta with wall time and tokens), and
@@ -15,6 +15,7 @@ process count or the cache.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -35,6 +36,7 @@ from .plot import plot_summary
 from .stats import RowScore, SubsetReport, baseline_rows, calibration, subset_report
 
 if TYPE_CHECKING:
+    from ..integrations.ray import RayBackend
     from ..reward_model import ICRM
 
 __all__ = ["evaluate", "load_rows", "output_dir", "summarize", "format_table", "POSITIONS"]
@@ -82,11 +84,11 @@ def load_rows(benchmark: Benchmark, data: str | Path | None = None, dataset: str
     return rows
 
 
-def output_dir(results_dir: str | Path, benchmark: str, rm_type: str, model: str, num_shots: int) -> Path:
-    """``results_dir/<benchmark>/<rm_type>/<model>/<num_shots>_shots`` (the model made
-    path-safe)."""
+def output_dir(results_dir: str | Path, benchmark: str, rm_type: str, model: str, method: str, num_shots: int) -> Path:
+    """``results_dir/<benchmark>/<rm_type>/<model>/<method>/<num_shots>_shots`` (the
+    model made path-safe): runs that differ in these go to their own directories."""
     safe_model = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_") or "model"
-    return Path(results_dir) / benchmark / rm_type / safe_model / f"{num_shots}_shots"
+    return Path(results_dir) / benchmark / rm_type / safe_model / method / f"{num_shots}_shots"
 
 
 def _judgements(icrm: ICRM, benchmark: Benchmark, rows: Sequence[dict[str, Any]]
@@ -119,6 +121,7 @@ async def evaluate(
     subsets: Sequence[str] | None = None,
     concurrency: int = 8,
     progress: bool | None = None,
+    ray: RayBackend | None = None,
     **generation_kwargs: Any,
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) an evaluation on `benchmark` and write its outputs.
@@ -134,6 +137,8 @@ async def evaluate(
         overwrite_results: start over instead of resuming.
         concurrency: judgements in flight at most (does not change any result).
         progress: show the tqdm bar (None = only on a TTY).
+        ray: judge on a Ray cluster (`icrm.integrations.ray.RayBackend`); `icrm` is then
+            the driver's bookkeeping judge (`driver_judge`), which judges nothing.
         **generation_kwargs: as `ICRM.ajudge`.
 
     Returns:
@@ -150,7 +155,7 @@ async def evaluate(
     position = benchmark.fixed_position or position
     generation_kwargs = icrm.check_generation_kwargs(generation_kwargs)
     rows = load_rows(benchmark, data, dataset, split, subsets, limit)
-    out = output_dir(results_dir, benchmark.name, icrm.rm_type.name, icrm.model_name, icrm.num_shots)
+    out = output_dir(results_dir, benchmark.name, icrm.rm_type.name, icrm.model_name, icrm.method.name, icrm.num_shots)
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     if overwrite_results and rows_path.exists():
@@ -171,7 +176,16 @@ async def evaluate(
                 "row_id": result_id.rsplit(":", 1)[0], "tag": judgement.tag}
 
     start = time.perf_counter()
-    await write_results(todo, work, rows_path, concurrency, progress, total=len(todo))
+    if ray is None:
+        await write_results(todo, work, rows_path, concurrency, progress, total=len(todo))
+    else:
+        from ..integrations.ray import judge_on_ray
+
+        entries = [{"id": result_id, "item": judgement.item, "key": key, "position": position,
+                    "shot_ids": None if shots is None else [shot.id for shot in shots],
+                    "extra": {"row_id": result_id.rsplit(":", 1)[0], "tag": judgement.tag}}
+                   for result_id, key, judgement, shots in todo]
+        await asyncio.to_thread(judge_on_ray, entries, ray, generation_kwargs, provenance, rows_path, progress)
     from .. import __version__
 
     meta = {

@@ -34,8 +34,8 @@ def run(mock, tmp_path, name, *flags):
     return result, tmp_path / name
 
 
-def summary_of(root, rm_type):
-    return json.loads((root / rm_type / "mock" / "0_shots" / "summary.json").read_text())
+def summary_of(root, rm_type, method="critique"):
+    return json.loads((root / rm_type / "mock" / method / "0_shots" / "summary.json").read_text())
 
 
 @pytest.mark.mock_llm(SEVEN_RULE)
@@ -141,7 +141,7 @@ def test_rewardbench2_subsets_and_overall_equal_the_packages_functions(mock_llm,
     result, root = run(mock_llm, tmp_path, "rewardbench2", "--data", data, "--rm_type", "individual")
     assert result.returncode == 1  # GARBAGE answers did not parse: reported, and the exit says so
     summary = summary_of(root, "individual")
-    judged = {r["id"]: r.get("score") for r in read_jsonl(root / "individual" / "mock" / "0_shots" / "rows.jsonl")}
+    judged = {r["id"]: r.get("score") for r in read_jsonl(root / "individual" / "mock" / "critique" / "0_shots" / "rows.jsonl")}
     expected = {}
     for subset in SUBSETS:
         rows = [r for r in rb2_rows() if r["subset"] == subset]
@@ -190,7 +190,7 @@ def test_judgebench_with_probabilities_reports_calibration(mock_llm, tmp_path):
         # Both orders' distributions averaged, the swapped one told back: P(A better) of the pair.
         p_a = ((0.8 if "7" in pair["response_A"] else 0.2) + 1 - (0.8 if "7" in pair["response_B"] else 0.2)) / 2
         p_correct.append(p_a if pair["label"] == "A>B" else 1 - p_a)
-    calibration = summary_of(root, "pairwise")["calibration"]
+    calibration = summary_of(root, "pairwise", "logprob")["calibration"]
     assert calibration["n"] == 30
     assert calibration["brier"] == pytest.approx(sum((1 - p) ** 2 for p in p_correct) / 30)
     # Confidence is 0.8 or 0.5 here: the ECE is |confidence - accuracy| weighted per bin.
@@ -200,5 +200,5 @@ def test_judgebench_with_probabilities_reports_calibration(mock_llm, tmp_path):
     ece = sum(abs(c - sum(hits) / len(hits)) * len(hits) / 30 for c, hits in bins.items())
     assert calibration["ece"] == pytest.approx(ece)
     assert "ECE" in result.stdout
-    png = root / "pairwise" / "mock" / "0_shots" / "accuracy.png"
+    png = root / "pairwise" / "mock" / "logprob" / "0_shots" / "accuracy.png"
     assert png.stat().st_size > 1000

@@ -29,7 +29,7 @@ def run_eval(mock, tmp_path, *flags, name="results"):
 
 
 def per_row(tmp_path, name="results", rm_type="pairwise"):
-    path = tmp_path / name / "rewardbench" / rm_type / "mock" / "3_shots" / "rows.jsonl"
+    path = tmp_path / name / "rewardbench" / rm_type / "mock" / "critique" / "3_shots" / "rows.jsonl"
     return {r["id"]: (r.get("choice"), r.get("score")) for r in map(json.loads, path.read_text().splitlines())}
 
 
@@ -45,14 +45,14 @@ def test_table_puts_llmbar_in_chat_hard_and_the_rest_under_other(mock_llm, tmp_p
         assert chat_hard < table.index(subset) < other
     for subset in ("mt-bench-human", "llmeval2-human", "faireval-human"):
         assert table.index(subset) > other
-    summary = json.loads((tmp_path / "results" / "rewardbench" / "pairwise" / "mock" / "3_shots" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "results" / "rewardbench" / "pairwise" / "mock" / "critique" / "3_shots" / "summary.json").read_text())
     assert set(summary["sections"]) == {"Chat Hard", "overall"}
     # Always "A+": a row scores 1 exactly when chosen was placed in A.
     rows = load_rows(DATA / "llmbar.jsonl", subsets=["llmbar-natural"])
     expected = sum(chosen_in_a(str(r["id"]), 42) for r in rows) / len(rows)
     assert summary["subsets"]["llmbar-natural"]["accuracy"] == pytest.approx(expected)
     assert 0.3 < expected < 0.7  # placement is balanced, not always A
-    assert (tmp_path / "results" / "rewardbench" / "pairwise" / "mock" / "3_shots" / "accuracy.png").stat().st_size > 1000
+    assert (tmp_path / "results" / "rewardbench" / "pairwise" / "mock" / "critique" / "3_shots" / "accuracy.png").stat().st_size > 1000
 
 
 @pytest.mark.mock_llm(BIASED)
@@ -89,7 +89,7 @@ def test_individual_mode_scores_both_responses(mock_llm, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = per_row(tmp_path, rm_type="individual")
     assert len(rows) == 20 and {k.rsplit(":", 1)[1] for k in rows} == {"chosen", "rejected"}
-    summary = json.loads((tmp_path / "results" / "rewardbench" / "individual" / "mock" / "3_shots" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "results" / "rewardbench" / "individual" / "mock" / "critique" / "3_shots" / "summary.json").read_text())
     report = summary["other"]["hhh-harmless"]
     # The first rows' chosen answers start with "Sorry" (9) unless both do (a 9-9 tie).
     assert report["n"] == 10 and report["accuracy"] > 0.5 and report["ties"] + report["parse_failures"] <= 10
@@ -97,7 +97,7 @@ def test_individual_mode_scores_both_responses(mock_llm, tmp_path):
 
 @pytest.mark.mock_llm({"matches": [{"response": ALWAYS_A, "delay_s": 0.05}]})
 def test_interrupted_run_resumes_without_redoing_rows(mock_llm, tmp_path):
-    rows_path = tmp_path / "results" / "rewardbench" / "pairwise" / "mock" / "3_shots" / "rows.jsonl"
+    rows_path = tmp_path / "results" / "rewardbench" / "pairwise" / "mock" / "critique" / "3_shots" / "rows.jsonl"
     args = [sys.executable, "-m", "icrm.cli", "eval", "rewardbench", "--engine", "mock", "--base_url", mock_llm.base_url,
             "--results_dir", str(tmp_path / "results"), "--data", str(DATA / "hhh.jsonl"), "--concurrency", "2"]
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -46,7 +46,7 @@ def test_eval_at_another_temperature_does_not_reuse_the_first_runs_judgements(mo
     assert icrm_cli(*base).returncode == 0
     line = one_line_error(icrm_cli(*base, "--temperature", "1.0"))
     assert "temperature: 0.0 there, 1.0 now" in line and "--overwrite_results True" in line
-    summary = tmp_path / "rewardbench" / "pairwise" / "mock" / "0_shots" / "summary.json"
+    summary = tmp_path / "rewardbench" / "pairwise" / "mock" / "critique" / "0_shots" / "summary.json"
     assert json.loads(summary.read_text())["meta"]["generation_kwargs"]["temperature"] == 0.0
     rerun = icrm_cli(*base, "--temperature", "1.0", "--overwrite_results", "true")
     assert rerun.returncode == 0, rerun.stderr
