@@ -185,11 +185,11 @@ SEVEN_LOGPROBS = {"matches": [
 def test_judgebench_with_probabilities_reports_calibration(mock_llm, tmp_path):
     result, root = run(mock_llm, tmp_path, "judgebench", "--data", JUDGEBENCH, "--limit", "30", "--method", "logprob")
     assert result.returncode == 0, result.stderr
-    p_correct = []
-    for pair in (json.loads(line) for line in JUDGEBENCH.read_text().splitlines()[:30]):
-        # Both orders' distributions averaged, the swapped one told back: P(A better) of the pair.
-        p_a = ((0.8 if "7" in pair["response_A"] else 0.2) + 1 - (0.8 if "7" in pair["response_B"] else 0.2)) / 2
-        p_correct.append(p_a if pair["label"] == "A>B" else 1 - p_a)
+    pairs = [json.loads(line) for line in JUDGEBENCH.read_text().splitlines()[:30]]
+    recorded = {r["row_id"]: r["p_a_better"] for r in
+                read_jsonl(root / "pairwise" / "mock" / "logprob" / "0_shots" / "rows.jsonl")}
+    p_correct = [recorded[p["pair_id"]] if p["label"] == "A>B" else 1 - recorded[p["pair_id"]] for p in pairs]
+    assert all(0 < p < 1 for p in p_correct)
     calibration = summary_of(root, "pairwise", "logprob")["calibration"]
     assert calibration["n"] == 30
     assert calibration["brier"] == pytest.approx(sum((1 - p) ** 2 for p in p_correct) / 30)

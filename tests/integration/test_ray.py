@@ -19,7 +19,9 @@ from icrm.engines.worker import free_port
 from tests.integration.helpers import feedback, icrm_cli, read_jsonl, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                                  reason="Ray is an extra: pip install 'icrm[ray]'")]
+                                                  reason="Ray is an extra: pip install 'icrm[ray]'"),
+              # Written but not yet run against a two-node cluster (issue 16 is open): opt in.
+              pytest.mark.skipif(not os.environ.get("ICRM_RAY_TESTS"), reason="issue 16 WIP: set ICRM_RAY_TESTS=1")]
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 # Deterministic: 8 for an even value, 3 for an odd one, a 500 for FAIL.
 RULES = {"matches": [
