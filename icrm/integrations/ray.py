@@ -123,7 +123,11 @@ class _Judge:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         entries = [json.loads(e) for e in batch["entry"]]
-        rows = self.icrm.run_sync(asyncio.gather(*(self._one(e) for e in entries)))
+
+        async def judge_all() -> list[dict[str, Any]]:  # gathered on the ICRM's own loop, not this thread's
+            return await asyncio.gather(*(self._one(e) for e in entries))
+
+        rows = self.icrm.run_sync(judge_all())
         return {"line": [json.dumps(r, ensure_ascii=False) for r in rows]}
 
     async def _one(self, entry: dict[str, Any]) -> dict[str, Any]:
