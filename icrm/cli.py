@@ -90,6 +90,8 @@ class BackendOptions(BaseModel):
     """Ray actors judging in parallel, each with its own judge; with --backend ray."""
     gpus_per_actor: float = Field(0.0, ge=0, allow_inf_nan=False)
     """GPUs per Ray actor, for actors that launch their own vLLM / llama.cpp worker."""
+    cpus_per_actor: float | None = Field(None, ge=0, allow_inf_nan=False)
+    """CPUs Ray reserves per actor (default: 0 for actors calling endpoints, 1 for actors with their own worker)."""
 
     def ray(self, config: ICRMConfig, concurrency: int) -> Any:
         """The `icrm.integrations.ray.RayBackend`, or None for ``local``."""
@@ -97,7 +99,8 @@ class BackendOptions(BaseModel):
             return None
         from .integrations.ray import RayBackend
 
-        return RayBackend(config, self.ray_address, self.num_actors, concurrency, self.gpus_per_actor)
+        return RayBackend(config, self.ray_address, self.num_actors, concurrency, self.gpus_per_actor,
+                          self.cpus_per_actor)
 
 
 class EvalOptions(BaseModel):
@@ -223,6 +226,7 @@ def _run_score(input: str, output: str, config: ICRMConfig, generation: Generati
 
         summary = score_on_ray(input, output, config, ray_address=ray.address, num_actors=ray.num_actors,
                                concurrency=ray.concurrency, gpus_per_actor=ray.gpus_per_actor,
+                               cpus_per_actor=ray.cpus_per_actor,
                                **options.model_dump(exclude={"concurrency"}),
                                **_generation_kwargs(generation, config.seed))
     else:

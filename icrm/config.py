@@ -171,6 +171,12 @@ class ICRMConfig(BaseModel):
         """
         return type(self).build(**{**self.model_dump(), **changes})
 
+    @property
+    def engine_name(self) -> str:
+        """The engine this config runs: ``engine``, else llama.cpp for the embedded
+        model (no ``model_name``) and vLLM for a named one."""
+        return self.engine or ("llamacpp" if self.model_name is None else "vllm")
+
 
 def option_surfaces(name: str, model: type[BaseModel] = ICRMConfig) -> tuple[str, ...]:
     """The surfaces an option of `model` appears on (see the module docstring)."""

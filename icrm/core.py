@@ -127,7 +127,7 @@ class ICRMCore:
         cache = GenerationCache(config.cache_dir) if (config.use_cache or config.overwrite_cache) else None
         if cache is not None:
             cache.open()
-        engine_name = config.engine or ("llamacpp" if config.model_name is None else "vllm")
+        engine_name = config.engine_name
         completion = config.completion
         if completion is None and self.method.prefers_completion and _has_completion(engine_name):
             completion = True

@@ -63,6 +63,10 @@ class RayBackend:
         num_actors: actors judging in parallel (each holds one `ICRM`).
         concurrency: requests in flight per actor (its batch size).
         gpus_per_actor: GPUs Ray gives each actor, for its own local worker.
+        cpus_per_actor: CPUs Ray reserves for each actor. None = 0 for actors that call
+            endpoints (async HTTP clients, nearly idle: reserving a CPU each would leave
+            none for reading the input on a small cluster, and Ray Data would wait
+            forever) and 1 for actors that launch their own local worker.
     """
 
     config: ICRMConfig
@@ -70,20 +74,47 @@ class RayBackend:
     num_actors: int = 2
     concurrency: int = 32
     gpus_per_actor: float = 0.0
+    cpus_per_actor: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("num_actors", "concurrency"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
-        if not isinstance(self.gpus_per_actor, (int, float)) or self.gpus_per_actor < 0:
-            raise ConfigError(f"gpus_per_actor must be a number >= 0, got {self.gpus_per_actor!r}")
+        for name in ("gpus_per_actor", "cpus_per_actor"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+
+    @property
+    def launches_workers(self) -> bool:
+        """Whether each actor launches its own local worker (a local engine, no worker_addrs)."""
+        from icrm.engines.registry import ENGINES
+
+        spec = ENGINES.get(self.config.engine_name)
+        return spec is not None and spec.local and not self.config.worker_addrs
+
+    @property
+    def actor_cpus(self) -> float:
+        """CPUs reserved per actor (see ``cpus_per_actor``)."""
+        if self.cpus_per_actor is not None:
+            return float(self.cpus_per_actor)
+        return 1.0 if self.launches_workers else 0.0
 
     def connect(self) -> Any:
         """Ray, connected to the cluster."""
         ray = _require_ray()
         if not ray.is_initialized():
-            ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
+            try:
+                ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
+            except ray.exceptions.AuthenticationError as e:
+                raise ConfigError(
+                    f"the Ray cluster at {self.address or 'this machine'} wants its auth token "
+                    f"(Ray >= 2.5x starts clusters with token authentication): set RAY_AUTH_MODE=token and put "
+                    f"the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ({str(e)[:200]})") from None
+            except ConnectionError as e:
+                raise ConfigError(f"no Ray cluster at --ray_address {self.address!r}: {e}; start one with "
+                                  f"`ray start --head` or leave ray_address unset for a local one") from None
         return ray
 
 
@@ -100,12 +131,9 @@ def driver_judge(config: ICRMConfig) -> Any:
     """An `ICRM` for the driver's bookkeeping (run fields, generation kwargs), which
     launches nothing: a local engine is pointed at a placeholder address, since only the
     actors judge."""
-    from icrm.engines.registry import ENGINES
     from icrm.reward_model import ICRM
 
-    engine = config.engine or ("llamacpp" if config.model_name is None else "vllm")
-    spec = ENGINES.get(engine)
-    if spec is not None and spec.local and not config.worker_addrs:
+    if RayBackend(config).launches_workers:
         config = config.model_copy(update={"worker_addrs": (PLACEHOLDER_ADDR,)})
     return ICRM.from_config(config)
 
@@ -162,7 +190,7 @@ def judge_entries(entries: Any, backend: RayBackend, generation_kwargs: dict[str
         _Judge, fn_constructor_kwargs={"config": backend.config.model_dump(mode="json"),
                                        "generation_kwargs": generation_kwargs, "provenance": provenance},
         batch_size=backend.concurrency, batch_format="numpy", compute=ActorPoolStrategy(size=backend.num_actors),
-        num_gpus=backend.gpus_per_actor or None, **RAY_REMOTE_ARGS)
+        num_cpus=backend.actor_cpus, num_gpus=backend.gpus_per_actor or None, **RAY_REMOTE_ARGS)
     for batch in judged.iter_batches(batch_size=None, batch_format="numpy"):
         for line in batch["line"]:
             yield json.loads(line)
@@ -228,6 +256,7 @@ def score(
     num_actors: int = 2,
     concurrency: int = 32,
     gpus_per_actor: float = 0.0,
+    cpus_per_actor: float | None = None,
     limit: int | None = None,
     id_field: str = "id",
     input_format: str = "conversations",
@@ -248,6 +277,7 @@ def score(
         num_actors: actors judging in parallel (each holds one `ICRM`).
         concurrency: requests in flight per actor.
         gpus_per_actor: GPUs per actor, for actors that launch their own local worker.
+        cpus_per_actor: CPUs Ray reserves per actor (see `RayBackend`).
         limit, id_field, input_format, split, overwrite, progress, generation_kwargs:
             as `score_file`.
 
@@ -263,7 +293,7 @@ def score(
     """
     _require_ray()
     config = config if isinstance(config, ICRMConfig) else ICRMConfig.build(**(config or {}))
-    backend = RayBackend(config, ray_address, num_actors, concurrency, gpus_per_actor)
+    backend = RayBackend(config, ray_address, num_actors, concurrency, gpus_per_actor, cpus_per_actor)
     if input_format not in INPUT_FORMATS:
         raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
     with driver_judge(config) as judge:

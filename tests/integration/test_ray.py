@@ -16,13 +16,12 @@ import time
 import pytest
 
 from icrm.engines.worker import free_port
-from tests.integration.helpers import feedback, icrm_cli, read_jsonl, write_jsonl
+from tests.integration.helpers import feedback, icrm_cli, pair_feedback, read_jsonl, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                                  reason="Ray is an extra: pip install 'icrm[ray]'"),
-              # Written but not yet run against a two-node cluster (issue 16 is open): opt in.
-              pytest.mark.skipif(not os.environ.get("ICRM_RAY_TESTS"), reason="issue 16 WIP: set ICRM_RAY_TESTS=1")]
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+                                                  reason="Ray is an extra: pip install 'icrm[ray]'")]
+# Ray >= 2.5x starts a head with token authentication; every other process must say so.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 # Deterministic: 8 for an even value, 3 for an odd one, a 500 for FAIL.
 RULES = {"matches": [
     {"regex": r"<\|begin_of_response\|>\nFAIL", "status": 500, "error": "the judge broke"},
@@ -38,7 +37,9 @@ def ray_cli(*args, check=True):
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
-    """Two Ray nodes on loopback; yields the head's address."""
+    """Two Ray nodes on loopback; yields the head's address (this process joins it too)."""
+    saved = {k: os.environ.get(k) for k in RAY_ENV}
+    os.environ.update(RAY_ENV)
     port = free_port()
     common = ("--num-cpus=2", "--object-store-memory=150000000", "--node-ip-address=127.0.0.1", "--disable-usage-stats")
     ray_cli("start", "--head", f"--port={port}", "--include-dashboard=false",
@@ -48,6 +49,11 @@ def ray_cluster(tmp_path_factory):
         yield f"127.0.0.1:{port}"
     finally:
         ray_cli("stop", "--force", check=False)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 def rows(n, fail=()):
@@ -72,7 +78,7 @@ def test_a_file_scored_on_ray_has_the_rows_of_a_single_process_run(mock_llm, ray
     source = write_jsonl(tmp_path / "in.jsonl", rows(60, fail={7, 31}))
     local = score(mock_llm, source, tmp_path / "local.jsonl")
     on_ray = score(mock_llm, source, tmp_path / "ray.jsonl", "--backend", "ray", "--ray_address", ray_cluster,
-                   "--num_actors", "2", "--concurrency", "8")
+                   "--num_actors", "4", "--concurrency", "8")  # as many actors as the cluster's CPUs: none reserved
     assert local.returncode == on_ray.returncode == 1, on_ray.stderr[-2000:]  # the two FAIL rows
     assert verdicts(tmp_path / "ray.jsonl") == verdicts(tmp_path / "local.jsonl")
     got = verdicts(tmp_path / "ray.jsonl")
@@ -114,7 +120,8 @@ def test_a_killed_actor_process_and_a_rerun_give_every_id_once(mock_llm, ray_clu
     assert all(r["score"] == 6 for r in read_jsonl(output))
 
 
-@pytest.mark.mock_llm(RULES)
+@pytest.mark.mock_llm({"matches": [{"regex": "(?i)boxed|python", "response": pair_feedback("A++")},
+                                   {"response": pair_feedback("B+")}]})
 def test_an_evaluation_on_ray_matches_the_local_one(mock_llm, ray_cluster, tmp_path):
     from tests.conftest import ROOT
 
