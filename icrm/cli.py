@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -295,6 +296,54 @@ def mock(config: str, port: int | None = None, host: str = "127.0.0.1", debug: A
     serve_mock(config, host=host, port=port, debug=None if debug is None else parse_bool(debug, "--debug"))
 
 
+def report(*results: str, output: str | None = None, data: str | None = None) -> None:
+    """Write one self-contained HTML page of a run, or of two side by side.
+
+    RESULTS is an `icrm eval` results directory or an `icrm score` output file; give two
+    to compare them (per-subset deltas, the items where they disagree). --output
+    defaults to report.html inside the results directory (beside a scored file).
+    --data is the input a scored file was made from, to show its conversations (an
+    evaluation finds its data itself). No network is needed to open the page.
+    """
+    from .report import load_run, write_report
+
+    if not results or len(results) > 2:
+        raise ConfigError(f"give one results directory or file, or two to compare, got {len(results)}: "
+                          "icrm report RESULTS [RESULTS_B] [--output report.html]")
+    runs = [load_run(path, data) for path in results]
+    if output is None:
+        first = runs[0].path
+        output = str((first if first.is_dir() else first.parent) / ("report.html" if len(runs) == 1 else "comparison.html"))
+    _print_json({"report": str(write_report(runs, output)), "items": [len(run.items) for run in runs]})
+
+
+def show(results: str, id: str | None = None, random: int | None = None, where: str | None = None,
+         prompt: bool = False, data: str | None = None, seed: int = 0) -> None:
+    """Print items of a run in the terminal: conversations, shots, the judge's raw
+    answer, the parsed feedback, probabilities, latency and tokens.
+
+    RESULTS is an `icrm eval` results directory or an `icrm score` output file. --id ID
+    (comma-separated for several), --random N (a seeded sample, --seed), --where
+    field=value[,field=value] on id, subset, status (correct, incorrect, partial,
+    failed, missing; scored, unparsed for a scored file), error_kind or consistent;
+    --prompt also prints the prompt icrm sent (rebuilt from the run's settings). With
+    none of them, the first item.
+    """
+    from .report import format_item, load_run, select_items
+    from .settings import parse_bool
+
+    run = load_run(results, data)
+    ids = [] if id is None else [i.strip() for i in str(id).split(",") if i.strip()]
+    conditions = [] if where is None else [c.strip() for c in str(where).split(",") if c.strip()]
+    items = select_items(run, ids, conditions, random, seed)
+    if not (ids or conditions or random):
+        items = items[:1]
+    if not items:
+        raise ConfigError(f"no item of {run.path} matches --where {where}")
+    show_prompt = parse_bool(prompt, "--prompt")
+    print("\n".join(format_item(run, item, prompt=show_prompt) for item in items))
+
+
 serve_doc = """Serve rewards over HTTP (Infernet /service_output, /v1/reward, OpenRLHF /get_reward).
 
 Every flag can also come from ICRM_<FLAG> (e.g. ICRM_MODEL_NAME, ICRM_RM_TYPE) or an
@@ -340,7 +389,8 @@ def _eval_commands() -> dict[str, Callable[..., None]]:
     return commands
 
 
-COMMANDS: dict[str, Any] = {"test": test, "score": score, "mock": mock, "eval": _eval_commands()}
+COMMANDS: dict[str, Any] = {"test": test, "score": score, "mock": mock, "eval": _eval_commands(), "report": report,
+                            "show": show}
 
 
 def _commands() -> dict[str, Any]:
@@ -364,6 +414,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("icrm: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader left (`icrm show ... | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as e:  # a bug: one line here, the traceback with ICRM_LOG=debug
         logger.debug("internal error", exc_info=True)
         print(f"icrm: internal error: {type(e).__name__}: {e} (a bug in icrm; ICRM_LOG=debug shows the traceback)",

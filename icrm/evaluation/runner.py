@@ -261,7 +261,8 @@ def summarize(icrm: ICRM, benchmark: Benchmark, rows: Sequence[dict[str, Any]], 
         "inconsistency_rate": 1 - statistics.fmean(consistency) if consistency else None,
         "distribution": dict(sorted(distribution.items())),
         "calibration": calibration([p for r in all_rows for p in r.p_correct]),
-        "row_scores": {r.id: {"subset": r.subset, "score": r.score,
+        "row_scores": {r.id: {"subset": r.subset, "score": r.score, "tie": r.tie, "parse_failure": r.parse_failure,
+                              "consistent": r.consistent,
                               **{k: v for k, v in r.values.items() if k != "longer"}} for r in all_rows},
     }
 
