@@ -58,7 +58,7 @@ def render_report(runs: list[Run]) -> str:
 
     if len(runs) not in (1, 2):
         raise ConfigError(f"a report shows one run or two side by side, got {len(runs)}")
-    # Optional summary fields (cost, position, ...) are tested in the template, so missing ones are plain Undefined.
+    # Optional summary fields (position, data, ...) are tested in the template: missing ones are plain Undefined.
     environment = jinja2.Environment(autoescape=True, loader=jinja2.FunctionLoader(_template))
     environment.filters["num"] = _num
     environment.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
