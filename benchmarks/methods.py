@@ -10,7 +10,9 @@ default 3 fixed shots, position as given, temperature 0, output constrained wher
 server can (critique and verdict; logprob reads its distribution unconstrained). One
 server per engine serves every method: a llama.cpp worker started with logits kept for
 logprobs (so its prefill costs the same for all), and vLLM's CPU build (automatic
-prefix caching on) at concurrency 8; llama.cpp serves one request at a time.
+prefix caching on) at concurrency 8; llama.cpp serves one request at a time. Before each
+timed run vLLM's prefix cache is emptied and one item warms it, so every run (method or
+prefill-only) starts with the shots' prefix cached and nothing else.
 
 Targets: logprob >= 0.8x the prefill-only rate of its own prompts; verdict >= 0.5x of
 its own prompts; critique reported.
@@ -45,7 +47,21 @@ def pairs(n: int) -> list[dict[str, Any]]:
     return items
 
 
+def reset_prefix_cache(icrm: Any) -> None:
+    """Empty vLLM's prefix cache (its dev endpoint), so a timed run finds only what its own
+    warm-up put there: else the prefill-only run, timed after a method's, would find
+    every prompt already computed. llama.cpp keeps only its last prompt: nothing to do."""
+    import httpx
+
+    if icrm.engine.name != "vllm":
+        return
+    for client in icrm.engine.clients:
+        root = str(client.base_url).rstrip("/").removesuffix("/v1")
+        httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
+
+
 def judge_timed(icrm: Any, items: list[dict[str, Any]], concurrency: int) -> dict[str, float]:
+    reset_prefix_cache(icrm)
     icrm.judge_many(items[:1], concurrency=1)  # warm: the shared prefix is in the server's cache
     start = time.perf_counter()
     feedbacks = icrm.judge_many(items, concurrency=concurrency)
@@ -60,6 +76,7 @@ def prefill_timed(icrm: Any, items: list[dict[str, Any]], concurrency: int) -> d
     import openai
 
     prompts = [icrm.render_prompt(**item) for item in items]
+    reset_prefix_cache(icrm)
     client = openai.AsyncOpenAI(base_url=str(icrm.engine.clients[0].base_url), api_key="unused", timeout=600)
     model = icrm.engine.model
 
@@ -71,7 +88,7 @@ def prefill_timed(icrm: Any, items: list[dict[str, Any]], concurrency: int) -> d
                                                  max_tokens=1, temperature=0)
 
     async def run() -> float:
-        await one(prompts[0])
+        await one(prompts[0])  # warm, after the reset: the shots' prefix, as for the method
         gate = asyncio.Semaphore(concurrency)
 
         async def gated(prompt: str) -> None:
@@ -93,6 +110,7 @@ def server_args(engine: str, tmp: Path) -> dict[str, Any]:
     from icrm.engines.local import embedded_model_hf_dir
 
     os.environ["TMPDIR"] = str(tmp)
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # for /reset_prefix_cache between timed runs
     return {"engine": "vllm", "model_name": str(embedded_model_hf_dir()), "worker_args": ["--enable-prompt-tokens-details"]}
 
 

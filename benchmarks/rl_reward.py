@@ -130,8 +130,8 @@ def bare_path(icrm: Any, server: str, batch: list[tuple[str, str]]) -> dict[str,
         async def one(prompt: Any) -> Any:
             if icrm.engine.completion:
                 return await client.completions.create(model=icrm.engine.model, prompt=prompt, max_tokens=1, temperature=0)
-            return await client.chat.completions.create(model=icrm.engine.model, messages=prompt, max_tokens=1,
-                                                        temperature=0)
+            return await client.chat.completions.create(model=icrm.engine.model, max_tokens=1, temperature=0,
+                                                        messages=[{"role": "user", "content": prompt}])
         try:
             return await timed([one(p) for p in prompts])
         finally:

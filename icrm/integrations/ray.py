@@ -105,6 +105,7 @@ class RayBackend:
         """Ray, connected to the cluster."""
         ray = _require_ray()
         if not ray.is_initialized():
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
             except ray.exceptions.AuthenticationError as e:
@@ -112,10 +113,22 @@ class RayBackend:
                     f"the Ray cluster at {self.address or 'this machine'} wants its auth token "
                     f"(Ray >= 2.5x starts clusters with token authentication): set RAY_AUTH_MODE=token and put "
                     f"the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ({str(e)[:200]})") from None
-            except ConnectionError as e:
-                raise ConfigError(f"no Ray cluster at --ray_address {self.address!r}: {e}; start one with "
-                                  f"`ray start --head` or leave ray_address unset for a local one") from None
         return ray
+
+
+def _check_reachable(address: str | None) -> None:
+    """A ``host:port`` address that refuses connections is a clear error at once (Ray
+    itself retries for minutes)."""
+    import socket
+
+    host, sep, port = (address or "").removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return  # None, "auto", "local": Ray's own
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        raise ConfigError(f"no Ray cluster answers at --ray_address {address} ({e}); start one with "
+                          f"`ray start --head` (it prints the address), or leave ray_address unset for a local one") from None
 
 
 def _require_ray() -> Any:

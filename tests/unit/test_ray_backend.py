@@ -26,3 +26,13 @@ def test_actors_reserve_a_cpu_only_for_their_own_worker(fields, cpus, launches):
 def test_bad_backend_settings_name_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         RayBackend(ICRMConfig.build(), **{field: value})
+
+
+def test_an_address_nobody_answers_is_a_clear_error_at_once():
+    pytest.importorskip("ray")
+    from icrm.engines.worker import free_port
+
+    backend = RayBackend(ICRMConfig.build(engine="mock", base_url="http://127.0.0.1:9/v1"),
+                         address=f"127.0.0.1:{free_port()}")
+    with pytest.raises(ConfigError, match="no Ray cluster answers at --ray_address 127.0.0.1:"):
+        backend.connect()
