@@ -301,7 +301,8 @@ def report(*results: str, output: str | None = None, data: str | None = None) ->
 
     RESULTS is an `icrm eval` results directory or an `icrm score` output file; give two
     to compare them (per-subset deltas, the items where they disagree). --output
-    defaults to report.html inside the results directory (beside a scored file).
+    defaults to report.html (comparison.html) inside the results directory, or
+    OUT.report.html beside a scored file OUT.jsonl.
     --data is the input a scored file was made from, to show its conversations (an
     evaluation finds its data itself). No network is needed to open the page.
     """
@@ -311,9 +312,9 @@ def report(*results: str, output: str | None = None, data: str | None = None) ->
         raise ConfigError(f"give one results directory or file, or two to compare, got {len(results)}: "
                           "icrm report RESULTS [RESULTS_B] [--output report.html]")
     runs = [load_run(path, data) for path in results]
-    if output is None:
-        first = runs[0].path
-        output = str((first if first.is_dir() else first.parent) / ("report.html" if len(runs) == 1 else "comparison.html"))
+    if output is None:  # inside the results directory; beside a scored file, named after it
+        first, name = runs[0].path, "report.html" if len(runs) == 1 else "comparison.html"
+        output = str(first / name if first.is_dir() else first.with_name(f"{first.stem}.{name}"))
     _print_json({"report": str(write_report(runs, output)), "items": [len(run.items) for run in runs]})
 
 

@@ -220,10 +220,10 @@ def test_a_scored_file_reports_its_rows_and_conversations(tmp_path, browser):
     assert scored.returncode == 1
     result = icrm_cli("report", tmp_path / "out.jsonl", "--data", source)
     assert result.returncode == 0, result.stderr[-2000:]
-    page, requests = open_page(browser, tmp_path / "report.html")
+    page, requests = open_page(browser, tmp_path / "out.report.html")  # named after the scored file
     assert "scored 3" in page.locator("p.counts").inner_text() and "failed 1" in page.locator("p.counts").inner_text()
     page.locator("#items tr.item[data-id='r1']").click()
     page.locator("#items tr.detail-row details summary").click()
     assert "a1" in page.locator("#items tr.detail-row").inner_text()
-    assert requests == [(tmp_path / "report.html").as_uri()]
+    assert requests == [(tmp_path / "out.report.html").as_uri()]
     page.close()
