@@ -49,7 +49,10 @@ logger = logging.getLogger(__name__)
 
 # Actors that die are restarted and their tasks retried, so one lost process does not fail the dataset.
 RAY_REMOTE_ARGS = {"max_restarts": -1, "max_task_retries": -1}
-PLACEHOLDER_ADDR = "http://127.0.0.1:9/v1"  # the driver's judge never sends a request
+PLACEHOLDER_ADDR = "http://127.0.0.1:9/v1"
+# Batches (of `concurrency` entries) an actor holds at once: the next ones are ready when
+# one's last request is still out.
+BATCHES_IN_FLIGHT = 3  # the driver's judge never sends a request
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class RayBackend:
         address: the cluster (``ray start --head`` prints it); None = the one this
             process is connected to, else a new local one.
         num_actors: actors judging in parallel (each holds one `ICRM`).
-        concurrency: requests in flight per actor (its batch size).
+        concurrency: requests in flight per actor at most (also its batch size).
         gpus_per_actor: GPUs Ray gives each actor, for its own local worker.
         cpus_per_actor: CPUs Ray reserves for each actor. None = 0 for actors that call
             endpoints (async HTTP clients, nearly idle: reserving a CPU each would leave
@@ -152,23 +155,28 @@ def driver_judge(config: ICRMConfig) -> Any:
 
 
 class _Judge:
-    """One Ray actor: one `ICRM`, judging each batch's entries concurrently."""
+    """One Ray actor: one `ICRM`, at most `concurrency` requests in flight.
 
-    def __init__(self, config: dict[str, Any], generation_kwargs: dict[str, Any], provenance: dict[str, Any]) -> None:
+    Async, so Ray runs several of its batches at once (`BATCHES_IN_FLIGHT`): a batch's
+    slowest request no longer leaves the actor idle, and the semaphore, not the batch
+    size, bounds what the actor sends."""
+
+    def __init__(self, config: dict[str, Any], generation_kwargs: dict[str, Any], provenance: dict[str, Any],
+                 concurrency: int) -> None:
         from icrm.reward_model import ICRM
 
         self.icrm = ICRM.from_config(ICRMConfig(**config))
         self.generation_kwargs = generation_kwargs
         self.provenance = provenance
         self.shots = {shot.id: shot for shot in self.icrm.shots_pool.shots}
+        self.concurrency = concurrency
+        self.gate: asyncio.Semaphore | None = None  # made on the actor's loop, at its first batch
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+    async def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        if self.gate is None:
+            self.gate = asyncio.Semaphore(self.concurrency)
         entries = [json.loads(e) for e in batch["entry"]]
-
-        async def judge_all() -> list[dict[str, Any]]:  # gathered on the ICRM's own loop, not this thread's
-            return await asyncio.gather(*(self._one(e) for e in entries))
-
-        rows = self.icrm.run_sync(judge_all())
+        rows = await asyncio.gather(*(self._one(e) for e in entries))
         return {"line": [json.dumps(r, ensure_ascii=False) for r in rows]}
 
     async def _one(self, entry: dict[str, Any]) -> dict[str, Any]:
@@ -177,8 +185,10 @@ class _Judge:
             feedback = rm_type.failed(InputError(entry["error"]))
         else:
             shots = None if entry.get("shot_ids") is None else [self.shots[i] for i in entry["shot_ids"]]
-            feedback = await self.icrm.ajudge_item(entry["item"], shots, self.generation_kwargs, key=entry.get("key"),
-                                                   position=entry.get("position"))
+            assert self.gate is not None
+            async with self.gate:  # the ICRM runs the request on its own loop; this one only waits
+                feedback = await self.icrm.ajudge_item(entry["item"], shots, self.generation_kwargs,
+                                                       key=entry.get("key"), position=entry.get("position"))
         return {**result_row(entry["id"], feedback, self.provenance, rm_type), **(entry.get("extra") or {})}
 
 
@@ -200,9 +210,10 @@ def judge_entries(entries: Any, backend: RayBackend, generation_kwargs: dict[str
     from ray.data import ActorPoolStrategy
 
     judged = entries.map_batches(
-        _Judge, fn_constructor_kwargs={"config": backend.config.model_dump(mode="json"),
+        _Judge, fn_constructor_kwargs={"config": backend.config.model_dump(mode="json"), "concurrency": backend.concurrency,
                                        "generation_kwargs": generation_kwargs, "provenance": provenance},
-        batch_size=backend.concurrency, batch_format="numpy", compute=ActorPoolStrategy(size=backend.num_actors),
+        batch_size=backend.concurrency, batch_format="numpy",
+        compute=ActorPoolStrategy(size=backend.num_actors, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT),
         num_cpus=backend.actor_cpus, num_gpus=backend.gpus_per_actor or None, **RAY_REMOTE_ARGS)
     for batch in judged.iter_batches(batch_size=None, batch_format="numpy"):
         for line in batch["line"]:
