@@ -7,8 +7,10 @@ Usage:
 
 Every run is the real command (`icrm score ... --backend ray --ray_address ...`) against a
 local cluster started here with `ray start` (1 or 2 nodes on 127.0.0.1) and stopped
-after. Targets: 2 actors >= 1.8x one; Ray with one actor within 15 % of the
-single-process run at the same concurrency.
+after. items/s = rows / the run's own seconds (Ray's start-up of the dataset and its
+actors included); "steady" = rows after the first / the time after the first row was
+written (start-up excluded). Targets: 2 actors >= 1.8x one; Ray with one actor within
+15 % of the single-process run at the same concurrency.
 """
 
 from __future__ import annotations
@@ -67,20 +69,24 @@ def score(mock: MockProcess, source: Path, output: Path, *flags: str) -> dict[st
     process = subprocess.Popen([sys.executable, "-m", "icrm.cli", "score", str(source), "--output", str(output),
                                 "--engine", "mock", "--base_url", mock.base_url, "--num_shots", "0", *flags],
                                env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0.0
+    peak, first_row_s = 0.0, None
     watched = psutil.Process(process.pid)
     while process.poll() is None:
         try:
             peak = max(peak, watched.memory_info().rss / 2**20)
         except psutil.Error:
             pass
+        if first_row_s is None and output.exists() and output.stat().st_size > 0:
+            first_row_s = time.perf_counter() - start
         time.sleep(0.2)
     stdout, stderr = process.communicate()
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise RuntimeError(f"icrm score failed: {stderr[-2000:]}")
     summary = json.loads(stdout)
+    first_row_s = first_row_s or seconds
     return {"items_s": summary["scored"] / summary["seconds"], "wall_items_s": summary["scored"] / seconds,
+            "first_row_s": first_row_s, "steady_items_s": (summary["scored"] - 1) / max(seconds - first_row_s, 1e-9),
             "scored": summary["scored"], "driver_peak_rss_mb": peak}
 
 
@@ -127,14 +133,19 @@ def main() -> None:
             cluster.stop()
             fast.stop()
     single = results["single process"]["items_s"]
-    print(f"{'run':<32}{'items/s':>9}{'x single':>10}{'driver RSS MB':>15}")
+    steady = results["single process"]["steady_items_s"]
+    print(f"{'run':<32}{'items/s':>9}{'x single':>10}{'first row s':>13}{'steady/s':>10}{'x single':>10}"
+          f"{'driver RSS MB':>15}")
     for name, r in results.items():
-        print(f"{name:<32}{r['items_s']:>9.1f}{r['items_s'] / single:>10.2f}{r['driver_peak_rss_mb']:>15.0f}")
+        print(f"{name:<32}{r['items_s']:>9.1f}{r['items_s'] / single:>10.2f}{r['first_row_s']:>13.1f}"
+              f"{r['steady_items_s']:>10.1f}{r['steady_items_s'] / steady:>10.2f}{r['driver_peak_rss_mb']:>15.0f}")
     for nodes in (1, 2):
         one, two = (results[f"ray {nodes} node(s), {a} actor(s)"]["items_s"] for a in (1, 2))
         print(f"{nodes} node(s): 2 actors / 1 actor = {two / one:.2f} (target >= 1.8)")
     overhead = 1 - results["ray 1 node(s), 1 actor(s)"]["items_s"] / single
-    print(f"overhead of Ray, 1 actor vs single process at concurrency {c}: {overhead:.1%} (target <= 15%)")
+    steady_overhead = 1 - results["ray 1 node(s), 1 actor(s)"]["steady_items_s"] / steady
+    print(f"overhead of Ray, 1 actor vs single process at concurrency {c}: {overhead:.1%} of items/s, "
+          f"{steady_overhead:.1%} after the first row (target <= 15%)")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2))
 

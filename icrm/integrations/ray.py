@@ -2,7 +2,8 @@
 
     read (JSONL / JSON / Parquet / 🤗 dataset / a ray.data.Dataset)
       -> ids and items, as `icrm score` makes them; finished ids of the output left out
-      -> map_batches on an actor pool: each actor judges its batch concurrently
+      -> map_batches on an actor pool: each actor (async) judges several batches at once,
+         at most `concurrency` requests in flight
       -> result rows streamed back to the driver, appended to the output file
 
 The output is the file `icrm score` writes — same rows, same run fingerprint, same
@@ -209,11 +210,14 @@ def judge_entries(entries: Any, backend: RayBackend, generation_kwargs: dict[str
     """
     from ray.data import ActorPoolStrategy
 
-    judged = entries.map_batches(
+    # One block per batch: a read gives a few big blocks, and an actor task returns its
+    # rows only when its whole block is done (no streaming, no second actor busy).
+    judged = entries.repartition(target_num_rows_per_block=backend.concurrency).map_batches(
         _Judge, fn_constructor_kwargs={"config": backend.config.model_dump(mode="json"), "concurrency": backend.concurrency,
                                        "generation_kwargs": generation_kwargs, "provenance": provenance},
         batch_size=backend.concurrency, batch_format="numpy",
-        compute=ActorPoolStrategy(size=backend.num_actors, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT),
+        compute=ActorPoolStrategy(size=backend.num_actors, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT,
+                                  max_concurrent_calls_per_actor=BATCHES_IN_FLIGHT),
         num_cpus=backend.actor_cpus, num_gpus=backend.gpus_per_actor or None, **RAY_REMOTE_ARGS)
     for batch in judged.iter_batches(batch_size=None, batch_format="numpy"):
         for line in batch["line"]:
