@@ -50,10 +50,10 @@ logger = logging.getLogger(__name__)
 
 # Actors that die are restarted and their tasks retried, so one lost process does not fail the dataset.
 RAY_REMOTE_ARGS = {"max_restarts": -1, "max_task_retries": -1}
-PLACEHOLDER_ADDR = "http://127.0.0.1:9/v1"
+PLACEHOLDER_ADDR = "http://127.0.0.1:9/v1"  # the driver's judge never sends a request
 # Batches (of `concurrency` entries) an actor holds at once: the next ones are ready when
 # one's last request is still out.
-BATCHES_IN_FLIGHT = 3  # the driver's judge never sends a request
+BATCHES_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,8 @@ def _check_reachable(address: str | None) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as e:
-        raise ConfigError(f"no Ray cluster answers at --ray_address {address} ({e}); start one with "
-                          f"`ray start --head` (it prints the address), or leave ray_address unset for a local one") from None
+        raise ConfigError(f"no Ray cluster answers at --ray_address {address} ({e}); start one with `ray start "
+                          "--head` (it prints the address), or leave ray_address unset for a local one") from None
 
 
 def _require_ray() -> Any:
