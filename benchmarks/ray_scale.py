@@ -3,7 +3,7 @@ server answering in 0.2 s; the overhead against single-process `icrm score` at t
 total concurrency; and the driver's peak RSS as the input grows (streamed: flat).
 
 Usage:
-    python benchmarks/ray_scale.py [--rows 1200] [--concurrency 16] [--rss_rows 10000,100000] [--json out.json]
+    python benchmarks/ray_scale.py [--rows 2400] [--concurrency 16] [--rss_rows 10000,100000] [--json out.json]
 
 Every run is the real command (`icrm score ... --backend ray --ray_address ...`) against a
 local cluster started here with `ray start` (1 or 2 nodes on 127.0.0.1) and stopped
@@ -92,7 +92,7 @@ def score(mock: MockProcess, source: Path, output: Path, *flags: str) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1200)
+    parser.add_argument("--rows", type=int, default=2400)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rss_rows", default="10000,100000")
     parser.add_argument("--json", dest="json_path")
