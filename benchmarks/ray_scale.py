@@ -34,7 +34,7 @@ from batch import MockProcess  # noqa: E402
 from icrm.engines.worker import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # Ray >= 2.5x: token auth
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # Ray 2.60: token auth
 NODE_FLAGS = ("--num-cpus=2", "--object-store-memory=150000000", "--node-ip-address=127.0.0.1", "--disable-usage-stats")
 
 

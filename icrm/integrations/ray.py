@@ -115,7 +115,7 @@ class RayBackend:
             except ray.exceptions.AuthenticationError as e:
                 raise ConfigError(
                     f"the Ray cluster at {self.address or 'this machine'} wants its auth token "
-                    f"(Ray >= 2.5x starts clusters with token authentication): set RAY_AUTH_MODE=token and put "
+                    f"(Ray 2.60 starts clusters with token authentication): set RAY_AUTH_MODE=token and put "
                     f"the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ({str(e)[:200]})") from None
         return ray
 

@@ -20,7 +20,7 @@ from tests.integration.helpers import feedback, icrm_cli, pair_feedback, read_js
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                                   reason="Ray is an extra: pip install 'icrm[ray]'")]
-# Ray >= 2.5x starts a head with token authentication; every other process must say so.
+# Ray 2.60 starts a head with token authentication; every other process must say so.
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 # Deterministic: 8 for an even value, 3 for an odd one, a 500 for FAIL.
 RULES = {"matches": [
