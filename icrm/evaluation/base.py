@@ -22,7 +22,7 @@ from ..errors import InputError
 from ..rm_types import RMType
 from .stats import BOOTSTRAP_SAMPLES, RowScore, SubsetReport, percentile_interval
 
-__all__ = ["Benchmark", "Judgement", "Records", "order_preferences", "texts", "text", "longer"]
+__all__ = ["Benchmark", "Judgement", "Records", "order_preferences", "require_fields", "texts", "text", "longer"]
 
 # The judgements of one row, by tag: each a result row as `icrm.scoring.result_row` writes it.
 Records = Mapping[str, Mapping[str, Any]]
@@ -148,6 +148,17 @@ def texts(row: Mapping[str, Any], field: str, where: str, count: int | None = No
         size = f"{count} " if count is not None else "a non-empty list of "
         raise InputError(f"{where}: {field!r} must be {size}response strings, got {_describe(value)}")
     return value
+
+
+def require_fields(row: Mapping[str, Any], fields: Sequence[str], where: str, title: str) -> None:
+    """Check that `row` has every one of `fields`.
+
+    Raises:
+        InputError: naming the row (`where`), the missing fields and all that `title`'s rows need.
+    """
+    missing = [f for f in fields if f not in row]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(missing)} ({title} rows need {', '.join(fields)})")
 
 
 def text(row: Mapping[str, Any], field: str, where: str) -> str:

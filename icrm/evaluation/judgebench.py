@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..rm_types import RMType
-from .base import Benchmark, Judgement, Records, longer, text
+from .base import Benchmark, Judgement, Records, longer, require_fields, text
 from .rewardbench import p_chosen_higher
 from .stats import RowScore, SubsetReport
 
@@ -50,9 +50,7 @@ class JudgeBench(Benchmark):
     fixed_position = "both"
 
     def check(self, row: dict[str, Any], where: str, source: str) -> dict[str, Any]:
-        missing = [f for f in REQUIRED_FIELDS if f not in row]
-        if missing:
-            raise InputError(f"{where}: missing {', '.join(missing)} (JudgeBench rows need {', '.join(REQUIRED_FIELDS)})")
+        require_fields(row, REQUIRED_FIELDS, where, "JudgeBench")
         for field in ("question", "response_A", "response_B", "source"):
             text(row, field, where)
         if row["label"] not in LABELS:

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import random_order
-from ..errors import InputError
 from ..inputs import prompt_turns, rewardbench_pair
 from ..rm_types import RMType
-from .base import Benchmark, Judgement, Records, longer, order_preferences, text
+from .base import Benchmark, Judgement, Records, longer, order_preferences, require_fields, text
 from .runner import evaluate as run_evaluation
 from .runner import format_table as table
 from .runner import load_rows as load
@@ -54,9 +53,7 @@ class RewardBench(Benchmark):
     overall_label = "Overall (mean of sections)"
 
     def check(self, row: dict[str, Any], where: str, source: str) -> dict[str, Any]:
-        missing = [f for f in REQUIRED_FIELDS if f not in row]
-        if missing:
-            raise InputError(f"{where}: missing {', '.join(missing)} (RewardBench rows need {', '.join(REQUIRED_FIELDS)})")
+        require_fields(row, REQUIRED_FIELDS, where, "RewardBench")
         prompt_turns(row["prompt"], where)
         text(row, "chosen", where)
         text(row, "rejected", where)

@@ -32,7 +32,7 @@ from typing import Any
 from ..errors import InputError
 from ..inputs import prompt_turns
 from ..rm_types import RMType
-from .base import Benchmark, Judgement, Records, text, texts
+from .base import Benchmark, Judgement, Records, require_fields, text, texts
 from .stats import RowScore, SubsetReport, p_first_wins
 
 __all__ = ["RewardBench2", "SUBSETS", "REQUIRED_FIELDS", "ratings_score", "ties_score", "MISSING_RATING"]
@@ -54,9 +54,7 @@ class RewardBench2(Benchmark):
     overall_label = "Overall (mean of the six subsets)"
 
     def check(self, row: dict[str, Any], where: str, source: str) -> dict[str, Any]:
-        missing = [f for f in REQUIRED_FIELDS if f not in row]
-        if missing:
-            raise InputError(f"{where}: missing {', '.join(missing)} (RewardBench 2 rows need {', '.join(REQUIRED_FIELDS)})")
+        require_fields(row, REQUIRED_FIELDS, where, "RewardBench 2")
         prompt_turns(row["prompt"], where)
         chosen, rejected = texts(row, "chosen", where), texts(row, "rejected", where)
         correct = row["num_correct"]

@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import InputError
 from ..inputs import prompt_turns
 from ..rm_types import RMType
-from .base import Benchmark, Judgement, Records, texts
+from .base import Benchmark, Judgement, Records, require_fields, texts
 from .rewardbench import p_chosen_higher
 from .stats import RowScore, SubsetReport
 
@@ -48,9 +48,7 @@ class RMBench(Benchmark):
     overall_label = "Overall (mean of domains)"
 
     def check(self, row: dict[str, Any], where: str, source: str) -> dict[str, Any]:
-        missing = [f for f in REQUIRED_FIELDS if f not in row]
-        if missing:
-            raise InputError(f"{where}: missing {', '.join(missing)} (RM-Bench rows need {', '.join(REQUIRED_FIELDS)})")
+        require_fields(row, REQUIRED_FIELDS, where, "RM-Bench")
         prompt_turns(row["prompt"], where)
         texts(row, "chosen", where, STYLES)
         texts(row, "rejected", where, STYLES)
