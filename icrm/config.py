@@ -16,16 +16,27 @@ bad value anywhere is one `ConfigError` naming the option.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from .engines.base import DEFAULT_TIMEOUT_S
 from .errors import ConfigError
 from .settings import parse_bool
 
-__all__ = ["ICRMConfig", "SURFACES", "COMMANDS", "option_surfaces", "option_default", "env_name", "config_error", "Bool", "OptionalBool"]
+__all__ = ["ICRMConfig", "SURFACES", "COMMANDS", "option_surfaces", "option_default", "env_name", "config_error",
+           "from_sources", "Bool", "OptionalBool"]
 
 COMMANDS = ("test", "score", "eval", "serve")
+# Upper bounds of the size options: past them a value is a typo, not a plan.
+MAX_WORKERS = 64
+MAX_SHOTS = 1_000
+MAX_SECONDS = 86_400.0
+MAX_RETRIES = 100
+MAX_SAMPLES = 64
+# Options whose values never appear in a message.
+SECRET_OPTIONS = ("api_key", "bearer_key")
 SURFACES = (*COMMANDS, "env")
 _EVERYWHERE = SURFACES
 _PYTHON_ONLY: tuple[str, ...] = ()
@@ -81,9 +92,9 @@ class ICRMConfig(BaseModel):
     engine: str | None = Field(None, **_on(*_EVERYWHERE))
     """An engine name (`icrm.engines.ENGINE_NAMES`); None = ``llamacpp`` when
     `model_name` is None, else ``vllm`` (the original IC-RM's default)."""
-    num_workers: int = Field(1, ge=1, **_on(*_EVERYWHERE))
+    num_workers: int = Field(1, ge=1, le=MAX_WORKERS, **_on(*_EVERYWHERE))
     """Local engines: servers to launch."""
-    num_gpu_per_worker: int = Field(1, ge=1, **_on(*_EVERYWHERE))
+    num_gpu_per_worker: int = Field(1, ge=1, le=MAX_WORKERS, **_on(*_EVERYWHERE))
     """vllm / sglang: GPUs per launched server (tensor parallel size)."""
     use_cache: Bool = Field(False, **_on(*_EVERYWHERE))
     """Answer identical requests (engine, model, mode, prompt, generation kwargs) from
@@ -93,7 +104,7 @@ class ICRMConfig(BaseModel):
     completion: OptionalBool = Field(None, **_on(*_EVERYWHERE))
     """True = completion mode (raw prompt), False = chat mode (the prompt as the user
     message), None = the engine's default."""
-    num_shots: int = Field(3, ge=0, **_on(*_EVERYWHERE))
+    num_shots: int = Field(3, ge=0, le=MAX_SHOTS, **_on(*_EVERYWHERE))
     """Shots shown before each conversation (0 allowed)."""
     template_path: PathText = Field(None, **_on(*_EVERYWHERE))
     """A custom overall template (``{$key}`` text, or Jinja2 when it ends in ``.j2``)."""
@@ -119,9 +130,10 @@ class ICRMConfig(BaseModel):
     http://10.0.0.5:8000/v1); nothing is launched."""
     worker_args: tuple[str, ...] = Field((), **_on(*_PYTHON_ONLY))
     """Extra command-line arguments for launched servers."""
-    timeout: float = Field(600.0, gt=0, allow_inf_nan=False, **_on(*_EVERYWHERE))
-    """Seconds one request may take (long generations on slow local servers take minutes)."""
-    max_retries: int | None = Field(None, ge=0, **_on(*_EVERYWHERE))
+    timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=MAX_SECONDS, allow_inf_nan=False, **_on(*_EVERYWHERE))
+    """Seconds one request may take in all — connect, wait and body — per try (long
+generations on slow local servers take minutes)."""
+    max_retries: int | None = Field(None, ge=0, le=MAX_RETRIES, **_on(*_EVERYWHERE))
     """Retries after a failed try (429, 5xx, timeouts, connection errors; never other
     4xx); None = ``ICRM_RETRY_ATTEMPTS`` - 1, else 3."""
     cache_dir: PathText = Field(None, **_on(*_PYTHON_ONLY))
@@ -140,7 +152,7 @@ class ICRMConfig(BaseModel):
     """Pairwise: judge A and B ``as_given``, in a ``random`` order (seeded by `seed` and
     the item's id, and told back in the given orientation), or in ``both`` orders
     combined (with ``position_consistent``); ``icrm eval`` defaults to ``random``."""
-    num_samples: int = Field(1, ge=1, **_on(*_EVERYWHERE))
+    num_samples: int = Field(1, ge=1, le=MAX_SAMPLES, **_on(*_EVERYWHERE))
     """Self-consistency: samples per judgement (needs temperature > 0), voted (majority
     choice, mean score) with their ``agreement``."""
 
@@ -197,6 +209,47 @@ def env_name(name: str) -> str:
     return f"ICRM_{name.upper()}"
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def from_sources(model: type[M], flags: Mapping[str, Any], environ: Mapping[str, str], surface: str | None = None,
+                 env_fields: Iterable[str] | None = None) -> M:
+    """Build `model` with, for each field, the first of: its flag (in `flags`), its
+    ``ICRM_<FIELD>`` variable (in `environ`; empty = unset), the `surface`'s own default
+    (`option_default`), the field's default.
+
+    Args:
+        model: `ICRMConfig` or a command's options model.
+        flags: the flags given (only those given).
+        environ: the environment (``os.environ``, merged over an env file).
+        surface: the command, for its own defaults.
+        env_fields: the fields that have a variable (default: those on the ``env``
+            surface, and every field of a model whose fields name no surfaces).
+
+    Raises:
+        ConfigError: the first bad value, naming its flag and its variable.
+    """
+    if env_fields is None:  # a field that names its surfaces has a variable on "env"; an option model's all do
+        env_fields = [n for n, f in model.model_fields.items()
+                      if not isinstance(f.json_schema_extra, dict) or "env" in option_surfaces(n, model)]
+    values: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in flags:
+            values[name] = flags[name]
+        elif name in env_fields and environ.get(env_name(name), "") != "":
+            values[name] = environ[env_name(name)]
+        elif surface is not None and option_default(name, surface, model) != model.model_fields[name].default:
+            values[name] = option_default(name, surface, model)
+    try:
+        return model(**values)
+    except ValidationError as e:
+        name = str(e.errors()[0]["loc"][0]) if e.errors()[0]["loc"] else "value"
+        raise config_error(e, f" (flag --{name} or {env_name(name)})") from None
+    except ConfigError as e:  # a boolean that is not one, named by its field
+        name = str(e).split()[0]
+        raise ConfigError(f"{e} (flag --{name} or {env_name(name)})") from None
+
+
 def config_error(error: ValidationError, how: str = "") -> ConfigError:
     """One line for the first problem of a pydantic `ValidationError`: the option, what
     it must be, and the value given (`how`: e.g. ``" (flag --x or ICRM_X)"``).
@@ -212,7 +265,8 @@ def config_error(error: ValidationError, how: str = "") -> ConfigError:
     if first["type"] == "extra_forbidden":
         return ConfigError(f"unknown option {name!r}{how}")
     given = first.get("input")
-    shown = f", got {given!r}" if first["type"] != "missing" else ""
+    secret = name in SECRET_OPTIONS
+    shown = f", got {given!r}" if first["type"] != "missing" and not secret else ""
     return ConfigError(f"{name}{how} must be {_expected(first)}{shown}")
 
 

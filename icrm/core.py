@@ -1,4 +1,4 @@
-"""The reward model's core: an `ICRMConfig` wired to an engine, judging asynchronously,
+"""The reward model's core: a `JudgeSpec` wired to an engine, judging asynchronously,
 with synchronous twins of the same names.
 
 | async | sync |
@@ -10,88 +10,95 @@ with synchronous twins of the same names.
 | `ascore` | `score` |
 | `aclose`, ``async with`` | `close`, ``with`` |
 
-Every engine client lives on a private event loop (`icrm._loop.LoopThread`): the sync
-methods run work there from any thread, the async ones hand it there from any event
-loop (an RL trainer's, ``asyncio.run`` called repeatedly) — so an instance is never
-bound to the loop that first used it. In a forked child (``datasets.map(num_proc=N)``
+Every engine client lives on a private event loop (`icrm._loop.LoopThread`): each async
+method runs its work there from any event loop (an RL trainer's, ``asyncio.run`` called
+repeatedly) and its sync twin (`_twin`, generated) from any thread — so an instance is
+never bound to the loop that first used it. In a forked child (``datasets.map(num_proc=N)``
 with the instance as a global) the loop, clients and cache connection are rebuilt before
 the first call, against the parent's running workers; a pickled copy does the same.
 
 `icrm.reward_model.ICRM` adds the original IC-RM's signature and call shapes on top.
-
-The module is long because every operation comes as an async method, its sync twin and
-their docstrings; the logic lives in `icrm.prompt`, `icrm.methods`, `icrm.engines` and
-`icrm.batch`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import functools
+import inspect
 import logging
 import os
-import random
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from . import settings
 from ._loop import LoopThread
-from .batch import run_batch
+from .batch import DEFAULT_CONCURRENCY, run_batch
 from .config import ICRMConfig
 from .engines import Engine, GenerationResult, create_engine
 from .engines.base import check_generation_kwargs
 from .engines.cache import GenerationCache
-from .engines.registry import ALIASES, ENGINES, resolve_api_key
+from .engines.registry import resolve_api_key
 from .engines.retry import RetryPolicy
 from .engines.runner import RequestRunner
 from .engines.usage import UsageTotals
 from .errors import ConfigError, ICRMError, InputError
-from .feedback import END_OF_FEEDBACK, Feedback
+from .feedback import Feedback
 from .logs import enable_stderr_logging
-from .methods import METHODS, JudgingMethod, get_method
-from .methods.combine import combine_orders, vote
-from .prompt import PromptBuilder
-from .rm_types import RM_TYPES, RMType, get_rm_type
+from .methods import DEFAULT_GENERATION_KWARGS, JudgingMethod
+from .methods.combine import vote
+from .position import combine_orders, flip, orders, swapped
+from .provenance import engine_choice
+from .rm_types import RM_TYPES
 from .scoring import ScoreSummary, score_file
 from .shots import Shot
+from .spec import JudgeSpec, ShotsArg, item_fields
 
-__all__ = ["ICRMCore", "DEFAULT_GENERATION_KWARGS", "DEFAULT_CONCURRENCY"]
+__all__ = ["ICRMCore", "DEFAULT_GENERATION_KWARGS", "DEFAULT_CONCURRENCY", "INLINE_PARSE_CHARS"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-# The original IC-RM's defaults; a caller's generation kwargs override them key by key.
-DEFAULT_GENERATION_KWARGS: dict[str, Any] = {
-    "stop": [END_OF_FEEDBACK],
-    "temperature": 0.0,
-    "max_tokens": 3072,
-    "top_p": 1.0,
-}
-DEFAULT_CONCURRENCY = 8
-
-ShotsArg = Sequence[dict[str, Any] | Shot] | None
+# Answers up to this many characters are parsed on the event loop (well under 1 ms);
+# longer ones on a thread, so they cannot stall the loop that carries other judgements.
+INLINE_PARSE_CHARS = 16_384
 
 
-class ICRMCore:
+def _on_private_loop(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """An async method that runs on the instance's private loop, awaited from any loop."""
+    @functools.wraps(method)
+    async def run(self: ICRMCore, *args: Any, **kwargs: Any) -> T:
+        return await self._async(method(self, *args, **kwargs))
+    return run
+
+
+def _twin(method: Callable[..., Coroutine[Any, Any, T]], name: str) -> Callable[..., T]:
+    """The synchronous twin of an `_on_private_loop` method: same arguments, returns and
+    errors, called from any thread."""
+    implementation = method.__wrapped__  # type: ignore[attr-defined]
+
+    def run(self: ICRMCore, *args: Any, **kwargs: Any) -> T:
+        return self._sync(implementation(self, *args, **kwargs))
+
+    run.__name__ = run.__qualname__ = name
+    run.__doc__ = f"The synchronous `{method.__name__}`: same arguments, returns and errors."
+    run.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+    return run
+
+
+class ICRMCore(JudgeSpec):
     """An in-context reward model built from an `ICRMConfig` (see `from_config`).
 
     Attributes:
-        config: the configuration.
-        rm_type: the rm type's spec (`icrm.rm_types.RMType`); ``rm_type.name`` is
-            ``individual`` or ``pairwise``.
-        method: the judging method.
-        prompts: the prompt builder (templates and shots pool).
+        config, rm_type, method, prompts: as `icrm.spec.JudgeSpec`.
         engine: the engine; ``model_name`` is its model.
         runner: the engine with cache, retries and usage totals.
+        constrain_output: whether answers are asked for constrained to the method's schema.
 
     Use as a context manager (``with`` or ``async with``), or call `close()`, to stop
     the workers it started.
     """
-
-    config: ICRMConfig
 
     @classmethod
     def from_config(cls, config: ICRMConfig) -> Any:
@@ -105,15 +112,11 @@ class ICRMCore:
         instance._setup(config)
         return instance
 
+    def __init__(self, config: ICRMConfig) -> None:
+        self._setup(config)
+
     def _setup(self, config: ICRMConfig) -> None:
-        self.config = config
-        self.rm_type: RMType = get_rm_type(config.rm_type)
-        self.method: JudgingMethod = get_method(config.method)
-        self._builders: dict[str, PromptBuilder] = {}
-        self.prompts = self._builder(self.method)
-        self._rng = random.Random(config.seed)
-        # Check num_shots and the mode now, not at the first call.
-        self.prompts.sample(config.num_shots, config.shot_sampling_mode, random.Random(config.seed))
+        self._load_spec(config)
         if config.verbose:
             enable_stderr_logging("INFO")
         elif settings.log_level():  # ICRM_LOG: the user opted in to icrm's own handler
@@ -124,31 +127,30 @@ class ICRMCore:
         # The loop, the engine (its clients and workers) and the runner: what a forked
         # child must rebuild, the rest being plain data.
         retry = RetryPolicy.from_env(config.max_retries)
-        cache = GenerationCache(config.cache_dir) if (config.use_cache or config.overwrite_cache) else None
-        if cache is not None:
-            cache.open()
-        engine_name = config.engine_name
-        completion = config.completion
-        if completion is None and self.method.prefers_completion and _has_completion(engine_name):
-            completion = True
+        choice = engine_choice(config, self.method)
         self._loop = LoopThread()
         self._pid = os.getpid()
+        cache = None
         try:
+            cache = GenerationCache(config.cache_dir) if (config.use_cache or config.overwrite_cache) else None
+            if cache is not None:
+                cache.open()
             self.engine: Engine = create_engine(
-                engine_name, config.model_name,
-                completion=completion, base_url=config.base_url, api_key=config.api_key,
+                choice.name, config.model_name,
+                completion=choice.completion, base_url=config.base_url, api_key=config.api_key,
                 api_version=config.api_version, num_workers=config.num_workers,
                 num_gpu_per_worker=config.num_gpu_per_worker, worker_addrs=config.worker_addrs,
                 worker_args=config.worker_args, timeout_s=config.timeout, logprobs=self.method.needs_logprobs,
             )
         except BaseException:
+            if cache is not None:
+                cache.close()
             self._loop.close()
             raise
-        self.constrain_output = (self.engine.constrain_by_default if config.constrain_output is None
-                                 else config.constrain_output)
+        self.constrain_output = choice.constrain_output
         self.runner = RequestRunner(
             self.engine, retry, cache=cache, overwrite_cache=config.overwrite_cache, log_file=config.log_file,
-            secrets=[k for k in (resolve_api_key(engine_name, config.api_key),) if k],
+            secrets=[k for k in (resolve_api_key(choice.name, config.api_key),) if k],
         )
         if self.constrain_output and not self.engine.json_schema_supported:
             self.close()
@@ -156,120 +158,30 @@ class ICRMCore:
                               + (" in completion mode: pass completion=False" if self.engine.completion else ""))
         self.model_name = self.engine.model
 
-    # -- plain values --------------------------------------------------------------------
-
-    num_shots = property(lambda self: self.config.num_shots, doc="Shots shown per judgement.")
-    shot_sampling_mode = property(lambda self: self.config.shot_sampling_mode, doc="``fixed`` or ``random``.")
-    seed = property(lambda self: self.config.seed, doc="The shot-sampling seed.")
-    verbose = property(lambda self: self.config.verbose, doc="Whether each prompt is logged.")
-    template_hash = property(lambda self: self.prompts.template_hash, doc="12 hex digits of the templates' SHA-256.")
-    shots_pool = property(lambda self: self.prompts.pool, doc="The shots pool.")
-
     @property
     def usage(self) -> UsageTotals:
         """Totals over every request of this instance: requests, prompt / completion /
         cached tokens, errors and cache hits."""
         return self.runner.usage
 
-    def run_fields(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """What defines this instance's judgements (a run's fingerprint fields): model,
-        engine, rm type, method, mode (completion / chat), constrained output, template
-        hash, shots (pool hash, number, sampling mode, seed) and the generation kwargs in
-        effect (defaults merged with `generation_kwargs`)."""
-        return {
-            "model": self.model_name,
-            "engine": self.engine.name,
-            "rm_type": self.rm_type.name,
-            "method": self.method.name,
-            "position": None if self.rm_type.single else self.config.position,
-            "num_samples": self.config.num_samples,
-            "mode": "completion" if self.engine.completion else "chat",
-            "constrain_output": self.constrain_output,
-            "template_hash": self.template_hash,
-            "shots_hash": self.shots_pool.hash,
-            "seed": self.seed,
-            "num_shots": self.num_shots,
-            "shot_sampling_mode": self.shot_sampling_mode,
-            "generation_kwargs": self._kwargs(self.method, generation_kwargs or {}),
-        }
+    def serves(self, method: str | JudgingMethod | None) -> str | None:
+        """Why this judge's engine cannot serve `method` (None when it can): the
+        ``logprob`` method needs an engine started to return token logprobs."""
+        judging = self.method_for(method)
+        if judging.needs_logprobs and not self.engine.logprobs:
+            return (f"method {judging.name!r} needs token logprobs, which this judge's engine ({self.engine.name}) was "
+                    f"not started to return: start it with method={judging.name!r}")
+        return None
 
-    provenance = run_fields
-
-    def check_generation_kwargs(self, kwargs: dict[str, Any], also: Sequence[str] = ()) -> dict[str, Any]:
-        """Validate a caller's generation kwargs (`icrm.engines.base.check_generation_kwargs`).
-
-        Raises:
-            ConfigError: an unknown name (hinting at `also`, the caller's other options)
-                or a bad value.
-        """
-        return check_generation_kwargs(kwargs, also)
-
-    # -- shots and prompts ---------------------------------------------------------------
-
-    def sample_shots(self, num_shots: int | None = None, mode: str | None = None) -> list[dict[str, Any]]:
-        """Pick shots from the pool, as the shot dicts it was loaded from.
-
-        Args:
-            num_shots: how many (default: this instance's `num_shots`).
-            mode: ``fixed`` or ``random`` (default: this instance's mode). ``random``
-                draws from this instance's generator seeded with `seed`, so two
-                instances with the same seed draw the same sequence.
-
-        Raises:
-            ConfigError: unknown mode, or more shots than the pool holds.
-        """
-        return [s.record for s in self._sample(num_shots, mode)]
-
-    def _sample(self, num_shots: int | None = None, mode: str | None = None) -> list[Shot]:
-        return self.prompts.sample(self.num_shots if num_shots is None else num_shots,
-                                   mode or self.shot_sampling_mode, self._rng)
-
-    def render_prompt(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
-                      shots: ShotsArg = None, method: str | None = None, **context: Any) -> str:
-        """The full prompt for one judgement: instruction, rules, shots, then the example.
-
-        Args:
-            conversation: individual mode: the conversation to judge.
-            conversation_A, conversation_B: pairwise mode: the two conversations.
-            shots: shot dicts (or `Shot` objects) to show; None = sample from the pool.
-            method: the judging method (default: this instance's).
-            **context: the item's other fields (``reference``, ``rubric``, ...).
-
-        Returns:
-            The prompt text, ending where the judge's answer begins.
-
-        Raises:
-            InputError: an invalid conversation, naming the turn.
-            ConfigError: an invalid shot, naming its index and field.
-        """
-        builder = self._builder(self._method(method))
-        chosen = self._sample() if shots is None else builder.shots(shots)
-        return builder.render(_fields(conversation, conversation_A, conversation_B), chosen, context)
-
-    def _method(self, method: str | JudgingMethod | None) -> JudgingMethod:
-        return self.method if method is None else get_method(method)
-
-    def _builder(self, method: JudgingMethod) -> PromptBuilder:
-        builder = self._builders.get(method.name)
-        if builder is None:
-            config = self.config
-            builder = self._builders[method.name] = PromptBuilder.load(
-                self.rm_type, method, config.template_path, config.shot_template_path, config.feedback_template_path,
-                config.shots_pool_path)
-        return builder
-
-    def _kwargs(self, method: JudgingMethod, generation_kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {**DEFAULT_GENERATION_KWARGS, **method.default_kwargs(self.rm_type), **generation_kwargs}
-
-    # -- judging ---------------------------------------------------------------------------
+    # -- one judgement -----------------------------------------------------------------
 
     async def _agenerate(self, fields: dict[str, Any], shots: Sequence[Shot], generation_kwargs: dict[str, Any],
-                         method: JudgingMethod, context: dict[str, Any] | None = None,
-                         samples: int = 1) -> GenerationResult:
-        prompt = self._builder(method).render(fields, shots, context)
+                         method: JudgingMethod, context: dict[str, Any] | None = None) -> GenerationResult:
+        prompt = self.builder(method).render(fields, shots, context)
         if self.verbose:
             logger.info("prompt:\n%s", prompt)
-        kwargs = check_generation_kwargs(self._kwargs(method, generation_kwargs))
+        kwargs = self.generation_kwargs(method, generation_kwargs)
+        samples = self.config.num_samples
         if samples > 1:
             if not kwargs.get("temperature"):
                 raise ConfigError(f"num_samples={samples} needs a temperature > 0 (the samples would all be the "
@@ -279,12 +191,38 @@ class ICRMCore:
                                  constrain=self.constrain_output, kwargs=kwargs)
         return await self.runner.generate(request)
 
+    async def _judgement(self, fields: dict[str, Any], shots: ShotsArg, generation_kwargs: dict[str, Any],
+                         method: str | None = None, position: str | None = None, key: str | None = None,
+                         context: dict[str, Any] | None = None) -> Feedback:
+        """One judgement: the method's request(s) in the position's order(s), samples
+        voted, a swapped order told back in the given orientation."""
+        judging = self.method_for(method)
+        builder = self.builder(judging)
+        chosen = self.sample() if shots is None else builder.shots(shots)
+        self.rm_type.conversations(fields)  # a bad item fails before any request
+
+        async def one(order: str) -> Feedback:
+            given = fields if order == "AB" else swapped(self.rm_type, fields)
+            result = await self._agenerate(given, chosen, generation_kwargs, judging, context)
+            read = functools.partial(judging.read_all, result, self.rm_type, builder.answer_examples,
+                                     shot_ids=[s.id for s in chosen])
+            samples = await asyncio.to_thread(read) if sum(map(len, result.texts)) > INLINE_PARSE_CHARS else read()
+            feedback = vote(self.rm_type, samples) if len(samples) > 1 else samples[0]
+            if order == "BA":
+                feedback = flip(self.rm_type, feedback)
+            return feedback if self.rm_type.single else feedback.model_copy(update={"position": order})
+
+        placed = orders(self.rm_type, position or self.config.position, self.config.seed, key, fields)
+        judged = await asyncio.gather(*(one(order) for order in placed))
+        return combine_orders(self.rm_type, *judged) if len(judged) == 2 else judged[0]
+
+    @_on_private_loop
     async def ajudge(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
                      shots: ShotsArg = None, **generation_kwargs: Any) -> Feedback:
         """Judge one conversation (individual) or a pair (pairwise), from any event loop.
 
         Args:
-            conversation / conversation_A, conversation_B: as in `render_prompt`.
+            conversation / conversation_A, conversation_B: as `render_prompt`.
             shots: shots to show; None = sample from the pool.
             **generation_kwargs: override `DEFAULT_GENERATION_KWARGS` (``temperature``,
                 ``max_tokens`` in tokens, ``top_p``, ``stop``, ``seed``, ...).
@@ -298,47 +236,13 @@ class ICRMCore:
             InputError / ConfigError: bad conversations, shots or generation kwargs.
             EngineError: the engine failed.
         """
-        return await self._async(self._ajudge(_fields(conversation, conversation_A, conversation_B), shots,
-                                              generation_kwargs))
+        return await self._judgement(item_fields(conversation, conversation_A, conversation_B), shots,
+                                     generation_kwargs)
 
-    def judge(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
-              shots: ShotsArg = None, **generation_kwargs: Any) -> Feedback:
-        """The synchronous `ajudge`: same arguments, returns, and errors."""
-        return self._sync(self._ajudge(_fields(conversation, conversation_A, conversation_B), shots, generation_kwargs))
+    judge = _twin(ajudge, "judge")
 
-    async def _ajudge(self, fields: dict[str, Any], shots: ShotsArg, generation_kwargs: dict[str, Any],
-                      method: str | None = None, position: str | None = None, key: str | None = None,
-                      context: dict[str, Any] | None = None) -> Feedback:
-        """One judgement: the method's request(s) in the position's order(s), samples
-        voted, the swapped order told back in the given orientation."""
-        judging = self._method(method)
-        builder = self._builder(judging)
-        chosen = self._sample() if shots is None else builder.shots(shots)
-        self.rm_type.conversations(fields)  # a bad item fails before any request
-        orders = self._orders(position or self.config.position, fields, key)
-
-        async def one(order: str) -> Feedback:
-            given = fields if order == "AB" else _swapped(self.rm_type, fields)
-            result = await self._agenerate(given, chosen, generation_kwargs, judging, context, self.config.num_samples)
-            samples = judging.read_all(result, self.rm_type, shot_ids=[s.id for s in chosen])
-            feedback = vote(self.rm_type, samples) if len(samples) > 1 else samples[0]
-            if order == "BA":
-                feedback = self.rm_type.flip(feedback)
-            return feedback if self.rm_type.single else feedback.model_copy(update={"position": order})
-
-        judged = await asyncio.gather(*(one(order) for order in orders))
-        return combine_orders(self.rm_type, *judged) if len(judged) == 2 else judged[0]
-
-    def _orders(self, position: str, fields: dict[str, Any], key: str | None) -> tuple[str, ...]:
-        if self.rm_type.single or position == "as_given":
-            return ("AB",)
-        if position == "both":
-            return ("AB", "BA")
-        if position == "random":
-            return (random_order(self.config.seed, key if key is not None else _content_key(fields)),)
-        raise ConfigError(f"position must be 'as_given', 'random' or 'both', got {position!r}")
-
-    async def ajudge_item(self, item: Any, shots: ShotsArg = None, generation_kwargs: dict[str, Any] | None = None,
+    @_on_private_loop
+    async def ajudge_item(self, item: Any, shots: ShotsArg = None, generation_kwargs: Mapping[str, Any] | None = None,
                           key: str | None = None, method: str | None = None, position: str | None = None) -> Feedback:
         """`ajudge` for one item dict (``conversation``, or ``conversation_A`` and
         ``conversation_B``, plus any context fields such as ``reference``) that records
@@ -355,20 +259,10 @@ class ICRMCore:
         Raises:
             ConfigError: such a fault, with ``fatal`` in its context.
         """
-        return await self._async(self._ajudge_item(item, shots, generation_kwargs, key, method, position))
-
-    def judge_item(self, item: Any, shots: ShotsArg = None, generation_kwargs: dict[str, Any] | None = None,
-                   key: str | None = None, method: str | None = None, position: str | None = None) -> Feedback:
-        """The synchronous `ajudge_item`."""
-        return self._sync(self._ajudge_item(item, shots, generation_kwargs, key, method, position))
-
-    async def _ajudge_item(self, item: Any, shots: ShotsArg, generation_kwargs: dict[str, Any] | None,
-                           key: str | None = None, method: str | None = None, position: str | None = None) -> Feedback:
-        judging = self._method(method) if method is None or method in METHODS else None
+        judging = None
         try:
-            if judging is None:
-                raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-            if not isinstance(item, dict):
+            judging = self.method_for(method)
+            if not isinstance(item, Mapping):
                 raise InputError(f"expected an item dict with {' and '.join(self.rm_type.input_fields)}, "
                                  f"got {type(item).__name__}")
             others = sorted(f for t in RM_TYPES.values() for f in t.input_fields
@@ -377,7 +271,8 @@ class ICRMCore:
                 raise InputError(f"unexpected field(s) {', '.join(others)} for rm_type={self.rm_type.name!r}")
             fields = {f: item.get(f) for f in self.rm_type.input_fields}
             context = {k: v for k, v in item.items() if k not in self.rm_type.input_fields}
-            feedback = await self._ajudge(fields, shots, generation_kwargs or {}, judging.name, position, key, context)
+            feedback = await self._judgement(fields, shots, dict(generation_kwargs or {}), judging.name, position, key,
+                                             context)
             return feedback if feedback.method else feedback.model_copy(update={"method": judging.name})
         except ConfigError as error:
             if error.context.get("fatal"):
@@ -389,9 +284,11 @@ class ICRMCore:
             logger.exception("internal error while judging an item")
             return self.rm_type.failed(f"internal error: {type(error).__name__}: {error}", "internal")
 
+    judge_item = _twin(ajudge_item, "judge_item")
+
     # -- many at once ----------------------------------------------------------------------
 
-    async def ajudge_stream(self, items: Iterable[dict[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
+    async def ajudge_stream(self, items: Iterable[Mapping[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
                             shots: ShotsArg = None, **generation_kwargs: Any) -> AsyncIterator[tuple[int, Feedback]]:
         """Judge many items with at most `concurrency` requests in flight, yielding each
         result as it finishes.
@@ -414,57 +311,50 @@ class ICRMCore:
                 every item, so nothing runs).
         """
         self._check_process()
-        async for entry in self._loop.aiterate(self._ajudge_stream(items, concurrency, shots, generation_kwargs)):
+        async for entry in self._loop.aiterate(self._stream(items, concurrency, shots, generation_kwargs)):
             yield entry
 
-    def judge_stream(self, items: Iterable[dict[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
+    def judge_stream(self, items: Iterable[Mapping[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
                      shots: ShotsArg = None, **generation_kwargs: Any) -> Iterator[tuple[int, Feedback]]:
         """The synchronous `ajudge_stream`: ``(index, feedback)`` as each finishes."""
         self._check_process()
-        return self._loop.iterate(self._ajudge_stream(items, concurrency, shots, generation_kwargs))
+        return self._loop.iterate(self._stream(items, concurrency, shots, generation_kwargs))
 
     judge_iter = judge_stream  # its first name
 
-    async def _ajudge_stream(self, items: Iterable[dict[str, Any]], concurrency: int, shots: ShotsArg,
-                             generation_kwargs: dict[str, Any]) -> AsyncIterator[tuple[int, Feedback]]:
+    async def _stream(self, items: Iterable[Mapping[str, Any]], concurrency: int, shots: ShotsArg,
+                      generation_kwargs: dict[str, Any]) -> AsyncIterator[tuple[int, Feedback]]:
         check_generation_kwargs(generation_kwargs)
         chosen = None if shots is None else self.prompts.shots(shots)
 
-        async def work(indexed: tuple[int, dict[str, Any]]) -> Feedback:
-            return await self._ajudge_item(indexed[1], chosen, generation_kwargs)
+        async def work(indexed: tuple[int, Mapping[str, Any]]) -> Feedback:
+            return await self.ajudge_item(indexed[1], chosen, generation_kwargs)
 
         async for (index, _), feedback in run_batch(enumerate(items), work, concurrency):
             yield index, feedback
 
-    async def ajudge_many(self, items: Iterable[dict[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
+    @_on_private_loop
+    async def ajudge_many(self, items: Iterable[Mapping[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
                           shots: ShotsArg = None, **generation_kwargs: Any) -> list[Feedback]:
         """`ajudge_stream`, collected: one feedback per item, in input order."""
-        return await self._async(self._ajudge_many(items, concurrency, shots, generation_kwargs))
-
-    def judge_many(self, items: Iterable[dict[str, Any]], concurrency: int = DEFAULT_CONCURRENCY,
-                   shots: ShotsArg = None, **generation_kwargs: Any) -> list[Feedback]:
-        """The synchronous `ajudge_many`."""
-        return self._sync(self._ajudge_many(items, concurrency, shots, generation_kwargs))
-
-    async def _ajudge_many(self, items: Iterable[dict[str, Any]], concurrency: int, shots: ShotsArg,
-                           generation_kwargs: dict[str, Any]) -> list[Feedback]:
         results: dict[int, Feedback] = {}
-        async for index, feedback in self._ajudge_stream(items, concurrency, shots, generation_kwargs):
+        async for index, feedback in self._stream(items, concurrency, shots, generation_kwargs):
             results[index] = feedback
         return [results[i] for i in range(len(results))]
 
-    def score(self, source: str | Path, output: str | Path, **options: Any) -> ScoreSummary:
+    judge_many = _twin(ajudge_many, "judge_many")
+
+    @_on_private_loop
+    async def ascore(self, source: str | Path, output: str | Path, **options: Any) -> ScoreSummary:
         """Score a dataset file into a resumable JSONL results file.
 
         See `icrm.scoring.score_file` for `source`, `output`, the options (concurrency,
         limit, id_field, input_format, progress, split, overwrite, generation kwargs),
         the row format and the errors.
         """
-        return self._sync(score_file(self, source, output, **options))
+        return await score_file(self, source, output, **options)
 
-    async def ascore(self, source: str | Path, output: str | Path, **options: Any) -> ScoreSummary:
-        """`score`, awaited from any event loop."""
-        return await self._async(score_file(self, source, output, **options))
+    score = _twin(ascore, "score")
 
     def run_sync(self, awaitable: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine that uses this instance (e.g. `icrm.evaluation.evaluate`) on
@@ -540,33 +430,3 @@ class ICRMCore:
     def _config_for_copies(self) -> ICRMConfig:
         worker_urls = [w.base_url for w in getattr(self.engine, "workers", [])]
         return self.config.model_copy(update={"worker_addrs": tuple(worker_urls)}) if worker_urls else self.config
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(engine={self.engine.name!r}, model_name={self.model_name!r}, "
-                f"rm_type={self.rm_type.name!r}, num_shots={self.num_shots})")
-
-
-def _has_completion(engine: str) -> bool:
-    spec = ENGINES.get(ALIASES.get(engine, engine))
-    return spec is not None and spec.has_completion
-
-
-def random_order(seed: int, key: str) -> str:
-    """The order a pair is judged in with ``position="random"``: ``AB`` or ``BA`` from a
-    bit of SHA-256(seed:key) — the same in every run and process, whatever the
-    concurrency or the cache."""
-    return "AB" if hashlib.sha256(f"{seed}:{key}".encode()).digest()[0] & 1 else "BA"
-
-
-def _content_key(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _swapped(rm_type: RMType, fields: dict[str, Any]) -> dict[str, Any]:
-    a, b = rm_type.input_fields
-    return {**fields, a: fields[b], b: fields[a]}
-
-
-def _fields(conversation: Any, conversation_A: Any, conversation_B: Any) -> dict[str, Any]:
-    given = {"conversation": conversation, "conversation_A": conversation_A, "conversation_B": conversation_B}
-    return {k: v for k, v in given.items() if v is not None}

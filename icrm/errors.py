@@ -4,6 +4,7 @@
 ICRMError
 ├─ ConfigError            bad arguments, templates, shots pools, missing extras (never retried)
 ├─ InputError             bad conversations / dataset rows (names the row and field)
+├─ OutputError            a results file that vanished or was replaced during a run
 ├─ EngineError            the LLM could not answer (worker start-up, a malformed reply)
 │  ├─ EngineConnectionError ─ EngineTimeoutError     (retryable; the judge is unreachable)
 │  └─ EngineStatusError(status_code, body)           (429/5xx retryable)
@@ -11,7 +12,7 @@ ICRMError
 ```
 
 Every error carries its ``kind`` (a short stable name: ``config``, ``input``,
-``engine``, ``engine_unavailable``, ``engine_status``, ``parse``) and a ``context``
+``output``, ``engine``, ``engine_unavailable``, ``engine_status``, ``parse``) and a ``context``
 dict (item id, engine, status, ...), so the CLI, the batch layer and the reward
 service map errors by type, never by parsing their text. Every message names the field
 at fault and, where there is one, the fix. Errors pickle with their attributes, so they
@@ -30,6 +31,7 @@ __all__ = [
     "ICRMError",
     "ConfigError",
     "InputError",
+    "OutputError",
     "EngineError",
     "EngineConnectionError",
     "EngineTimeoutError",
@@ -91,6 +93,13 @@ class InputError(ICRMError):
     """A bad conversation or input row; the message names the turn, row or field."""
 
     kind = "input"
+
+
+class OutputError(ICRMError):
+    """A run's results file vanished or was replaced while the run wrote to it: what
+    this run wrote there is lost (the CLI exits 1)."""
+
+    kind = "output"
 
 
 class EngineError(ICRMError):

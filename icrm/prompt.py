@@ -28,6 +28,7 @@ from .conversation import Conversation
 from .errors import ConfigError, InputError
 from .methods import JudgingMethod, get_method
 from .neutralize import heading_pattern, neutralize
+from .parsing import template_examples
 from .rm_types import RMType
 from .shots import Shot, ShotsPool
 from .template import Template, feedback_template_keys, render_feedback
@@ -57,6 +58,8 @@ class PromptBuilder:
             uses ``{$reference}`` itself if it wants it).
         pool: the shots pool.
         template_hash: 12 hex digits of the SHA-256 of the templates' text.
+        answer_examples: the format examples the overall templates show (objects with
+            the verdict key), decoded: an answer that repeats one is never a verdict.
     """
 
     def __init__(self, rm_type: RMType, method: JudgingMethod, template: Template, shot_template: Template,
@@ -68,6 +71,8 @@ class PromptBuilder:
         self.template_hash = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
         # Inserted text may not repeat a section heading of these templates.
         self._headings = heading_pattern(t.text for t in (template, shot_template))
+        self.answer_examples = template_examples(
+            (t.text for t in (template, reference_template) if t is not None), rm_type.verdict_key)
         self._rendered_shots: dict[tuple[int, ...], str] = {}
 
     @classmethod

@@ -128,22 +128,26 @@ class RMType:
         """
         return self.normalizer(value, text)
 
-    def parse(self, text: str, finish_reason: str | None = None, keys: Sequence[str] | None = None) -> dict[str, Any]:
-        """The one feedback object of `keys` (default: all) in `text` (`icrm.parsing`).
+    def parse(self, text: str, finish_reason: str | None = None, keys: Sequence[str] | None = None,
+              examples: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """The one feedback object of `keys` (default: all) in `text` (`icrm.parsing`);
+        an object repeating one of `examples` (the prompt's format examples) is an echo.
 
         Raises:
             FeedbackParseError: no verdict, with the reason.
         """
-        return parse_object(text, self.verdict_key, list(keys or self.keys()), self.normalizer, finish_reason)
+        return parse_object(text, self.verdict_key, list(keys or self.keys()), self.normalizer, finish_reason,
+                            examples)
 
     def build(self, text: str, usage: Usage | None = None, keys: Sequence[str] | None = None,
-              **envelope: Any) -> Feedback:
+              examples: Sequence[Mapping[str, Any]] = (), **envelope: Any) -> Feedback:
         """Typed feedback for an answer; never raises for a bad answer.
 
         Args:
             text: the model's answer.
             usage: the request's token counts.
             keys: the answer's expected shape (default: every feedback key).
+            examples: the prompt's format examples (an answer repeating one is an echo).
             **envelope: ``finish_reason``, ``cache_hit``, ``latency_s`` (seconds),
                 ``shot_ids``, ... or ``error`` + ``error_kind`` (no answer at all: no
                 parse is attempted).
@@ -156,7 +160,7 @@ class RMType:
         if envelope.get("error") is not None:
             return cls(raw_text=text, usage=usage, **envelope)  # type: ignore[return-value]
         try:
-            obj = self.parse(text, envelope.get("finish_reason"), keys)
+            obj = self.parse(text, envelope.get("finish_reason"), keys, examples)
         except FeedbackParseError as e:
             return cls(raw_text=text, usage=usage, parse_error=str(e), parse_error_reason=e.reason,  # type: ignore[return-value]
                        **envelope)
@@ -179,31 +183,6 @@ class RMType:
         (1.0, 0.25)
         """
         return self.rewards[verdict]
-
-    def flip(self, feedback: Feedback) -> Feedback:
-        """`feedback` for the swapped order told in the original one: A's fields are B's
-        and the verdict mirrored (``A+`` ↔ ``B+``); individual feedback is unchanged.
-
-        >>> PAIRWISE.flip(PairwiseFeedback(choice="A++", p_a_better=0.9)).choice
-        'B++'
-        """
-        if self.single:
-            return feedback
-        update: dict[str, Any] = {}
-        fields = type(feedback).model_fields
-        for a, b in self.mirrored:
-            name_a = next(n for n, f in fields.items() if (f.alias or n) == a)
-            name_b = next(n for n, f in fields.items() if (f.alias or n) == b)
-            update[name_a], update[name_b] = getattr(feedback, name_b), getattr(feedback, name_a)
-        verdict = self.verdict(feedback)
-        if verdict is not None:
-            update[self.verdict_key] = self.verdicts[len(self.verdicts) - 1 - self.verdicts.index(verdict)]
-        if feedback.probabilities is not None:
-            update["probabilities"] = {str(self.verdicts[len(self.verdicts) - 1 - self.verdicts.index(v)]): p
-                                       for v, p in ((self.normalize(k), p) for k, p in feedback.probabilities.items())}
-        if getattr(feedback, "p_a_better", None) is not None:
-            update["p_a_better"] = 1.0 - feedback.p_a_better  # type: ignore[union-attr]
-        return feedback.model_copy(update=update)
 
     def feedback_reward(self, feedback: FeedbackBase) -> float | None:
         """The reward in [0, 1] of a judgement, None when it has no verdict: from the
@@ -375,7 +354,7 @@ def parse_feedback(text: str, rm_type: str | RMType, finish_reason: str | None =
         FeedbackParseError: no verdict; ``raw_text`` is `text`, ``reason`` says why.
 
     >>> parse_feedback('{"intent": "i", "checklist": "c", "strengths": "s", "weaknesses": "w", "score": "7/10"}'
-    ...                '<|end_of_feedback|> {"score": 1}', "individual")["score"]
+    ...                '<|end_of_feedback|>', "individual")["score"]
     7
     >>> parse_feedback('{"choice": "B+", "analysis of A": "ok"', "pairwise")
     Traceback (most recent call last):

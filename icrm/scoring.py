@@ -1,53 +1,42 @@
-"""Scoring a dataset into a resumable JSONL file of result rows.
+"""Scoring a dataset into a resumable JSONL file of result rows (``icrm score``,
+`ICRM.score`).
 
-Each output line is one result row: ``id``, ``feedback`` (dict or null), ``score`` or
-``choice``, ``raw_text``, ``error``, ``error_kind``, ``error_reason``, ``usage``,
-``latency_s``, ``cache_hit``, the judgement's fields (``method``; ``probabilities``,
-``label_mass``, ``expected_score`` / ``p_a_better`` for ``logprob``; ``position``,
-``position_consistent``, ``order_verdicts``; ``num_samples``, ``agreement``,
-``sample_verdicts``) and ``provenance`` (the run's fields — model, engine, rm
-type, method, templates, shots, generation kwargs — with their ``fingerprint``, and the
-shot ids). Rows are appended and flushed as they finish. A re-run skips ids whose last
-row is final (a verdict, or an answer with none) and redoes the others; it refuses to
-resume a file written with other run fields, so a results file always describes one run.
+Each output line is one result row (`icrm.rewards.result_row`): ``id``, ``feedback``
+(dict or null), ``score`` or ``choice``, ``reward``, ``raw_text``, ``error``,
+``error_kind``, ``error_reason``, ``usage``, ``latency_s``, ``cache_hit``, the
+judgement's own fields and ``provenance`` (the run's fields — model, engine, server, rm
+type, method, templates, shots, generation kwargs — their ``fingerprint``, and the shot
+ids). Rows are appended and flushed as they finish. A re-run skips ids whose last row is
+final (a verdict, or an answer with none) and redoes the others; the results file is
+held by one run at a time and refuses another run's settings (`icrm.batch.resume`).
 
-Every per-item fault is that item's row: an input line that is not JSON (id
-``line:<n>``), a row the judge cannot take, a duplicate id (id ``<id>@line:<n>``), an
-engine failure. The run goes on.
-
-The judge is any object with the `ItemJudge` shape (an `ICRM`): this module depends on
-the batch layer only.
+A run is prepared before its judge exists (`ScoreRun.prepare`): the input is opened,
+the options checked and the results file locked and checked, so nothing is launched for
+a run that cannot go ahead. Every per-item fault is that item's row: an input line that
+is not JSON (id ``line:<n>``), a row the judge cannot take, a repeated id (id
+``<id>@line:<n>``), a user id of those reserved forms, an engine failure. The run goes on.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .batch import (
-    BadRow,
-    check_output_path,
-    check_same_run,
-    is_finished,
-    read_results,
-    read_rows,
-    row_id,
-    run_fingerprint,
-    write_results,
-)
+from .batch import BadRow, Entry, ResultsFile, RunTally, read_rows, resume, row_id
+from .batch.sources import bad_row_id, is_reserved_id, repeated_id
+from .config import ICRMConfig
 from .engines.usage import UsageTotals
-from .errors import ConfigError, ICRMError, InputError
-from .feedback import JUDGEMENT_FIELDS, Feedback
+from .errors import ConfigError, InputError
 from .inputs import rewardbench_pair
-from .rm_types import RMType
+from .provenance import run_fields
+from .rm_types import RMType, get_rm_type
 
-__all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ItemJudge", "score_file", "rows_to_items", "item_id",
-           "row_items", "result_row"]
+__all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ScoreRun", "score_file", "score_entries", "item_id",
+           "row_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,23 +46,12 @@ logger = logging.getLogger(__name__)
 INPUT_FORMATS = ("conversations", "rewardbench")
 # The options of `score_file` besides generation kwargs (for "did you mean" hints).
 SCORE_OPTIONS = ("concurrency", "limit", "id_field", "input_format", "progress", "split", "overwrite")
-
-
-class ItemJudge(Protocol):
-    """What `score_file` needs of a judge (an `ICRM` has it)."""
-
-    rm_type: RMType
-
-    def check_generation_kwargs(self, kwargs: dict[str, Any], also: Sequence[str] = ()) -> dict[str, Any]: ...
-
-    def run_fields(self, generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]: ...
-
-    async def ajudge_item(self, item: Any, shots: Any = None, generation_kwargs: dict[str, Any] | None = None) -> Feedback: ...
+RESTART = "pass --overwrite True (overwrite=True) to start over"
 
 
 @dataclass
 class ScoreSummary:
-    """What one `score_file` run did.
+    """What one scoring run did.
 
     Attributes:
         scored: rows judged in this run (errors included).
@@ -102,6 +80,13 @@ class ScoreSummary:
     prefix_cache_hit_rate = property(lambda self: self.usage.prefix_cache_hit_rate,
                                      doc="Share of prompt tokens served from the servers' prefix caches, or None.")
 
+    @classmethod
+    def of(cls, tally: RunTally) -> ScoreSummary:
+        """The summary of a finished resumable run."""
+        rows = tally.rows
+        return cls(scored=rows.rows, skipped=tally.skipped, errors=rows.errors, parse_failures=rows.parse_failures,
+                   failed=rows.failed + tally.skipped_failed, seconds=tally.seconds, usage=rows.usage)
+
     @property
     def all_judged(self) -> bool:
         """True when every item of the input has a verdict."""
@@ -114,41 +99,12 @@ class ScoreSummary:
         return {**counts, **usage, "prefix_cache_hit_rate": self.prefix_cache_hit_rate}
 
 
-def rows_to_items(rows: Iterator[dict[str, Any] | BadRow], rm_type: RMType, id_field: str = "id",
-                  input_format: str = "conversations") -> Iterator[tuple[str, dict[str, Any] | InputError]]:
-    """Turn input rows into ``(id, item)`` pairs; a row that cannot become an item gives
-    ``(id, InputError)`` instead, to be recorded as that item's error.
-
-    The id is the row's `id_field` value as text, else `icrm.batch.row_id` of the row.
-    Ids compare as text, so ``1`` and ``"1"`` are the same id: a repeated id is an error
-    row ``<id>@line:<n>`` naming the first occurrence, never a silent overwrite.
-
-    Raises:
-        ConfigError: unknown `input_format`.
-    """
-    if input_format not in INPUT_FORMATS:
-        raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
-    first_seen: dict[str, int] = {}
-    for number, row in enumerate(rows, 1):
-        if isinstance(row, BadRow):
-            yield row.id, InputError(row.message, line=row.line)
-            continue
-        rid = item_id(row, id_field)
-        if rid in first_seen:
-            yield f"{rid}@line:{number}", InputError(
-                f"row {number}: duplicate id {rid!r} (first on row {first_seen[rid]}); ids compare as text, "
-                f"so 1 and \"1\" are one id", line=number)
-            continue
-        first_seen[rid] = number
-        yield from row_items(row, rid, rm_type, input_format, f"row {number} (id {rid})")
-
-
-def item_id(row: dict[str, Any], id_field: str = "id") -> str:
+def item_id(row: Mapping[str, Any], id_field: str = "id") -> str:
     """A row's id: its `id_field` value as text, else `icrm.batch.row_id` of the row."""
-    return str(row[id_field]) if row.get(id_field) is not None else row_id(row)
+    return str(row[id_field]) if row.get(id_field) is not None else row_id(dict(row))
 
 
-def row_items(row: dict[str, Any], rid: str, rm_type: RMType, input_format: str,
+def row_items(row: Mapping[str, Any], rid: str, rm_type: RMType, input_format: str,
               where: str) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
     """The ``(id, item)`` pairs of one input row (two for a RewardBench row scored in
     individual mode: ``<id>:chosen`` and ``<id>:rejected``); an `InputError` in place of
@@ -170,27 +126,131 @@ def _tagged(rid: str, tag: str) -> str:
     return rid if tag == "AB" else f"{rid}:{tag}"
 
 
-def result_row(item_id: str, feedback: Feedback, provenance: dict[str, Any], rm_type: RMType) -> dict[str, Any]:
-    """One output row for `feedback` (see the module docstring for the fields)."""
-    return {
-        "id": item_id,
-        "feedback": feedback.to_dict() if feedback.ok else None,
-        rm_type.verdict_key: rm_type.verdict(feedback),
-        "raw_text": feedback.raw_text,
-        "error": feedback.error or feedback.parse_error,
-        "error_kind": feedback.error_kind if feedback.error else ("parse" if feedback.parse_error else None),
-        "error_reason": feedback.parse_error_reason,
-        "finish_reason": feedback.finish_reason,
-        "usage": feedback.usage.model_dump() if feedback.usage else None,
-        "latency_s": feedback.latency_s,
-        "cache_hit": feedback.cache_hit,
-        **{name: getattr(feedback, name, None) for name in JUDGEMENT_FIELDS},
-        "provenance": {**provenance, "shot_ids": feedback.shot_ids},
-    }
+def score_entries(rows: Iterator[dict[str, Any] | BadRow], rm_type: RMType, id_field: str = "id",
+                  input_format: str = "conversations") -> Iterator[Entry]:
+    """The entries of a run from its input rows; a row that cannot become an item gives
+    an entry with its `InputError` message, recorded as that item's row.
+
+    The id is the row's `id_field` value as text, else `icrm.batch.row_id` of the row.
+    Ids compare as text, so ``1`` and ``"1"`` are the same id: a repeated id is an error
+    row ``<id>@line:<n>`` naming the first occurrence, never a silent overwrite. A user
+    id that has the form of icrm's own ids is refused on its row (``line:<n>``).
+    """
+    first_seen: dict[str, int] = {}
+    for number, row in enumerate(rows, 1):
+        if isinstance(row, BadRow):
+            yield Entry(row.id, error=row.message)
+            continue
+        rid = item_id(row, id_field)
+        if is_reserved_id(rid):
+            yield Entry(bad_row_id(number), error=f"row {number}: id {rid!r} has the form of icrm's own ids for rows "
+                                                  "it cannot take (line:<n>, <id>@line:<n>); rename it")
+            continue
+        if rid in first_seen:
+            yield Entry(repeated_id(rid, number), error=f"row {number}: duplicate id {rid!r} (first on row "
+                                                        f"{first_seen[rid]}); ids compare as text, so 1 and \"1\" "
+                                                        "are one id")
+            continue
+        first_seen[rid] = number
+        for iid, item in row_items(row, rid, rm_type, input_format, f"row {number} (id {rid})"):
+            yield Entry(iid, error=str(item)) if isinstance(item, InputError) else Entry(iid, item)
+
+
+class ScoreRun:
+    """A scoring run, prepared: its options checked, its input opened and its results
+    file held (`icrm.batch.ResultsFile`), before its judge exists.
+
+    Build it with `ScoreRun.prepare`; judge it with `run` (this process) or
+    `icrm.integrations.ray.score` (a Ray cluster); close it to release the file.
+
+    Attributes:
+        config: the judge's configuration.
+        source: the input.
+        results: the held results file (its ``provenance`` goes on every row).
+        generation_kwargs: the caller's generation kwargs, checked.
+        rm_type: the rm type judged.
+        options: limit, id_field, input_format, split.
+    """
+
+    def __init__(self, config: ICRMConfig, source: Any, results: ResultsFile, generation_kwargs: dict[str, Any],
+                 rows: Iterator[dict[str, Any] | BadRow] | None, options: dict[str, Any]) -> None:
+        self.config, self.source, self.results = config, source, results
+        self.generation_kwargs, self.options = generation_kwargs, options
+        self.rm_type = get_rm_type(config.rm_type)
+        self._rows = rows
+
+    @classmethod
+    def prepare(cls, config: ICRMConfig, source: Any, output: str | Path, *, limit: int | None = None,
+                id_field: str = "id", input_format: str = "conversations", split: str = "train",
+                overwrite: bool = False, generation_kwargs: Mapping[str, Any] | None = None, builder: Any = None,
+                open_input: bool = True) -> ScoreRun:
+        """Check everything a run needs before it starts.
+
+        Args:
+            config: the judge's configuration.
+            source: JSONL / JSON / Parquet file, saved 🤗 dataset directory, or hub name
+                (or, with ``open_input=False``, anything the caller reads itself).
+            output: the JSONL results file.
+            limit, id_field, input_format, split, overwrite: as `score_file`.
+            generation_kwargs: the caller's generation kwargs.
+            builder: the judge's prompt builder, when a judge exists (saves a reload).
+            open_input: open the input here (False: Ray reads it on the cluster).
+
+        Raises:
+            InputError: an unreadable source.
+            ConfigError: a bad option or generation kwarg, or an output that cannot take
+                this run (see `icrm.batch.ResultsFile.open`).
+        """
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise ConfigError(f"limit must be a whole number >= 0, got {limit!r}")
+        if input_format not in INPUT_FORMATS:
+            raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
+        fields = run_fields(config, generation_kwargs, builder, input_format=input_format, id_field=id_field)
+        rows = read_rows(source, split) if open_input else None  # an unreadable source fails here
+        results = ResultsFile.open(output, fields, RESTART, inputs=[source], overwrite=overwrite)
+        return cls(config, source, results, dict(generation_kwargs or {}), rows,
+                   {"limit": limit, "id_field": id_field, "input_format": input_format, "split": split})
+
+    def entries(self) -> Iterator[Entry]:
+        """Every entry of the input (after `limit` rows)."""
+        if self._rows is None:
+            raise ConfigError("this run's input is read on the cluster")
+        rows = itertools.islice(self._rows, self.options["limit"])
+        return score_entries(rows, self.rm_type, self.options["id_field"], self.options["input_format"])
+
+    async def run(self, judge: Any, concurrency: int, progress: bool | None = None) -> ScoreSummary:
+        """Judge the entries the results file has no final row for, in this process.
+
+        Args:
+            judge: the `icrm.ICRM` built from this run's config.
+            concurrency: requests in flight at most.
+            progress: show the tqdm bar (None = only on a terminal).
+
+        Raises:
+            OutputError: the results file vanished or was replaced during the run.
+            ConfigError: a write failed.
+        """
+        from .executors import LocalExecutor
+
+        executor = LocalExecutor(judge, self.generation_kwargs, self.results.provenance, concurrency)
+        summary = ScoreSummary.of(await resume(self.results, self.entries(), executor, progress))
+        if summary.scored + summary.skipped == 0:
+            logger.warning("%s: no rows to score", self.source)
+        return summary
+
+    def close(self) -> None:
+        """Release the results file."""
+        self.results.close()
+
+    def __enter__(self) -> ScoreRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 async def score_file(
-    judge: ItemJudge,
+    judge: Any,
     source: str | Path,
     output: str | Path,
     concurrency: int = 8,
@@ -214,7 +274,7 @@ async def score_file(
         input_format: ``conversations`` or ``rewardbench`` (see `INPUT_FORMATS`).
         progress: show the tqdm bar (None = only on a TTY).
         split: the split of a dataset directory or hub dataset.
-        overwrite: delete `output` first instead of resuming it.
+        overwrite: empty `output` first instead of resuming it.
         **generation_kwargs: as `ICRM.ajudge`; unknown names are an error.
 
     Returns:
@@ -222,51 +282,14 @@ async def score_file(
 
     Raises:
         InputError: an unreadable source (a missing, garbage or non-UTF-8 file).
-        ConfigError: bad arguments or options; an output that is a directory, a device or
-            the input; an output holding another run's results (naming the fields that
-            differ); a failed write.
+        ConfigError: bad arguments or options; an output that is a directory, a device,
+            the input, another process's, not an icrm results file, or another run's
+            (naming the fields that differ); a failed write.
+        OutputError: the output vanished or was replaced during the run.
     """
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise ConfigError(f"limit must be a whole number >= 0, got {limit!r}")
-    if input_format not in INPUT_FORMATS:
-        raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
     generation_kwargs = judge.check_generation_kwargs(generation_kwargs, also=SCORE_OPTIONS)
-    output = check_output_path(output, source)
-    fields = {**judge.run_fields(generation_kwargs), "input_format": input_format, "id_field": id_field}
-    provenance = {**fields, "fingerprint": run_fingerprint(fields)}
-    if overwrite and output.exists():
-        output.unlink()
-    records = read_results(output)
-    check_same_run(records, fields, output, "pass --overwrite True (overwrite=True) to start over")
-    done = {i: r for i, r in records.items() if is_finished(r)}
-    rows = read_rows(source, split)  # an unreadable source fails here, before any work
-    items = rows_to_items(itertools.islice(rows, limit), judge.rm_type, id_field, input_format)
-    summary = ScoreSummary()
+    with ScoreRun.prepare(judge.config, source, output, limit=limit, id_field=id_field, input_format=input_format,
+                          split=split, overwrite=overwrite, generation_kwargs=generation_kwargs,
+                          builder=judge.prompts) as run:
+        return await run.run(judge, concurrency, progress)
 
-    def pending() -> Iterator[tuple[str, dict[str, Any] | InputError]]:
-        for item_id, item in items:
-            if item_id in done:
-                summary.skipped += 1
-                summary.failed += done[item_id].get("error_kind") is not None
-                continue
-            yield item_id, item
-
-    async def work(entry: tuple[str, dict[str, Any] | ICRMError]) -> dict[str, Any]:
-        item_id, item = entry
-        if isinstance(item, ICRMError):
-            feedback = judge.rm_type.failed(item)
-        else:
-            feedback = await judge.ajudge_item(item, None, generation_kwargs)
-        return result_row(item_id, feedback, provenance, judge.rm_type)
-
-    start = time.perf_counter()
-    try:
-        tally = await write_results(pending(), work, output, concurrency, progress)
-    finally:
-        summary.seconds = time.perf_counter() - start
-    summary.scored, summary.errors, summary.parse_failures = tally.rows, tally.errors, tally.parse_failures
-    summary.failed += tally.failed
-    summary.usage = tally.usage
-    if summary.scored + summary.skipped == 0:
-        logger.warning("%s: no rows to score", source)
-    return summary

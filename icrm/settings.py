@@ -7,6 +7,7 @@ Values are read when used, never at import time. Provider keys keep their vendor
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -41,6 +42,8 @@ ICRM_RETRY_WAIT_MAX = "ICRM_RETRY_WAIT_MAX"
 # ~/.cache/icrm.
 ICRM_CACHE_DIR = "ICRM_CACHE_DIR"
 
+# Every numeric ICRM_* variable is a count or seconds: a day is past any sane value.
+ENV_NUMBER_MAX = 86_400
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -86,9 +89,18 @@ def env_bool(name: str, default: bool = False) -> bool:
     return parse_bool(value, name)
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def log_level() -> str | None:
-    """``ICRM_LOG`` upper-cased, or None when unset."""
+    """``ICRM_LOG`` upper-cased, or None when unset.
+
+    Raises:
+        ConfigError: a value that is not a log level, naming the variable and the levels.
+    """
     value = os.environ.get(ICRM_LOG, "").strip()
+    if value and value.lower() not in LOG_LEVELS:
+        raise ConfigError(f"{ICRM_LOG} must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return value.upper() or None
 
 
@@ -131,10 +143,11 @@ def _env_number(name: str, default: float, kind: type) -> float:
     value = os.environ.get(name)
     if value is None or not value.strip():
         return default
+    noun = "a whole number" if kind is int else "a finite number"
     try:
         number = kind(value)
     except ValueError:
-        raise ConfigError(f"{name} must be a positive {kind.__name__}, got {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be positive, got {value!r}")
+        raise ConfigError(f"{name} must be {noun} > 0, got {value!r}") from None
+    if not math.isfinite(number) or number <= 0 or number > ENV_NUMBER_MAX:
+        raise ConfigError(f"{name} must be {noun} > 0 and at most {ENV_NUMBER_MAX:g}, got {value!r}")
     return number

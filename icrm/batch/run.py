@@ -1,18 +1,17 @@
-"""Running async work over many items: bounded concurrency, and the one loop that
-writes result rows as they finish."""
+"""Running async work over many items with bounded concurrency."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import ConfigError
-from .progress import BatchProgress, RowTally
-from .results import ResultWriter
 
-__all__ = ["run_batch", "write_results", "RowTally"]
+__all__ = ["run_batch", "DEFAULT_CONCURRENCY"]
+
+# Judgements in flight at most, unless told otherwise (every surface's default).
+DEFAULT_CONCURRENCY = 8
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,42 +99,3 @@ async def run_batch(
 
 
 _WORKER_DONE = object()
-
-
-async def write_results(
-    items: Iterable[T],
-    work: Callable[[T], Awaitable[dict[str, Any]]],
-    path: str | Path,
-    concurrency: int,
-    progress: bool | None = None,
-    total: int | None = None,
-) -> RowTally:
-    """Run `work` on every item (as `run_batch`) and append each result row to the
-    JSONL file at `path` as it finishes, flushed, so a killed run loses no finished row.
-
-    Args:
-        items: consumed lazily.
-        work: returns one result row per item (a dict with ``id``); it records its
-            item's faults in the row instead of raising them.
-        path: the results file (a regular file or a new path).
-        concurrency: items in flight at most.
-        progress: show the progress bar (None = only on a TTY).
-        total: items expected, for the bar (None = unknown).
-
-    Returns:
-        The tally of the rows written.
-
-    Raises:
-        ConfigError: the file cannot be written.
-    """
-    tally = RowTally()
-    bar = BatchProgress(total, progress, tally)
-    try:
-        with ResultWriter(path) as writer:
-            async for _, row in run_batch(items, work, concurrency):
-                writer.write(row)
-                tally.add(row)
-                bar.update()
-    finally:
-        bar.close()
-    return tally

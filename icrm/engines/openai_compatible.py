@@ -30,12 +30,14 @@ from ..errors import (
     ICRMError,
     InputError,
 )
-from .base import Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from .answers import checked_texts, finish_reason, read_usage
+from .base import DEFAULT_TIMEOUT_S, Engine, GenerationRequest, GenerationResult, Usage, elapsed_since
+from .http import bounded_http_client, within
 from .registry import EngineOptions
 from .worker import Worker
 
-__all__ = ["OpenAICompatibleEngine", "StructuredOutput", "build_api", "build_azure", "build_mock", "map_openai_error",
-           "retry_after_seconds"]
+__all__ = ["OpenAICompatibleEngine", "StructuredOutput", "build_api", "build_azure", "build_mock", "openai_client",
+           "map_openai_error", "retry_after_seconds"]
 
 MOCK_MODEL = "mock"
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
@@ -80,6 +82,8 @@ class OpenAICompatibleEngine(Engine):
             (llama.cpp: see `_streamed_completion`), and the count stands in for the
             usage a streaming server does not report. None: never streamed.
         workers: workers this engine started and stops on `aclose()`.
+        timeout_s: seconds one request may take in all (connect, wait, body).
+        logprobs: whether the server returns token logprobs when asked.
     """
 
     def __init__(
@@ -94,6 +98,8 @@ class OpenAICompatibleEngine(Engine):
         native_n: bool = True,
         stream_logprobs: Callable[[str], int] | None = None,
         workers: Sequence[Worker] = (),
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        logprobs: bool = True,
     ) -> None:
         if not clients:
             raise ValueError("OpenAICompatibleEngine needs at least one client")
@@ -107,6 +113,8 @@ class OpenAICompatibleEngine(Engine):
         self.stream_logprobs = stream_logprobs
         self.workers = list(workers)
         self.clients = list(clients)
+        self.timeout_s = timeout_s
+        self.logprobs = logprobs
         self._in_flight = [0] * len(self.clients)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -161,12 +169,7 @@ class OpenAICompatibleEngine(Engine):
         self._in_flight[index] += 1
         start = time.perf_counter()
         try:
-            if request.prompt is not None and self.stream_logprobs is not None and body.get("logprobs"):
-                response = await _streamed_completion(client, request.prompt, body, self.stream_logprobs)
-            elif request.prompt is not None:
-                response = await client.completions.create(prompt=request.prompt, **body)
-            else:
-                response = await client.chat.completions.create(messages=request.messages, **body)
+            response = await within(self._send(client, request, body), self.timeout_s, self.name)
         except (openai.OpenAIError, ValueError) as e:  # ValueError: a body that is not JSON
             self._check_workers()
             raise map_openai_error(e, self.name) from e
@@ -179,21 +182,23 @@ class OpenAICompatibleEngine(Engine):
             texts = [c.text if request.prompt is not None else (c.message.content or "") for c in choices]
         except AttributeError:
             raise EngineError(f"{self.name}: malformed response from the server: choices without text") from None
-        # A chat message may have no content (the model said nothing: the parser calls
-        # that empty); a completion choice must have text.
-        if not all(isinstance(t, str) for t in texts):
-            raise EngineError(f"{self.name}: malformed response from the server: a choice's 'text' is "
-                              f"{next(t for t in texts if not isinstance(t, str))!r}, not a string")
         logprobs = [_dump(getattr(c, "logprobs", None)) for c in choices]
         return GenerationResult(
-            texts=tuple(texts),
-            finish_reasons=tuple(getattr(c, "finish_reason", None) for c in choices),
+            texts=checked_texts(texts, request.kwargs.get("n") or 1, self.name),
+            finish_reasons=tuple(finish_reason(getattr(c, "finish_reason", None)) for c in choices),
             usage=_usage(getattr(response, "usage", None)),
             latency_s=elapsed_since(start),
             engine=self.name,
             model=self.model,
             logprobs=None if all(lp is None for lp in logprobs) else tuple(logprobs),
         )
+
+    async def _send(self, client: Any, request: GenerationRequest, body: dict[str, Any]) -> Any:
+        if request.prompt is not None and self.stream_logprobs is not None and body.get("logprobs"):
+            return await _streamed_completion(client, request.prompt, body, self.stream_logprobs)
+        if request.prompt is not None:
+            return await client.completions.create(prompt=request.prompt, **body)
+        return await client.chat.completions.create(messages=request.messages, **body)
 
     async def aclose(self) -> None:
         """Close the HTTP clients and stop the workers this engine started."""
@@ -210,6 +215,18 @@ class OpenAICompatibleEngine(Engine):
             worker.check_alive()
 
 
+def openai_client(options: EngineOptions, base_url: str | None, api_key: str | None = None, **azure: Any) -> Any:
+    """An `openai.AsyncOpenAI` (or, with `azure` arguments, `AsyncAzureOpenAI`) for one
+    server: no SDK retries (`RequestRunner` owns them), the engine's per-read timeout,
+    and response bodies bounded (`icrm.engines.http`)."""
+    http_client = bounded_http_client(openai.DefaultAsyncHttpxClient)
+    if azure:
+        return openai.AsyncAzureOpenAI(api_key=api_key or options.api_key, timeout=options.timeout_s, max_retries=0,
+                                       http_client=http_client, **azure)
+    return openai.AsyncOpenAI(api_key=api_key or options.api_key, base_url=base_url, timeout=options.timeout_s,
+                              max_retries=0, http_client=http_client)
+
+
 def build_api(options: EngineOptions) -> OpenAICompatibleEngine:
     """A hosted OpenAI-compatible API (openai, together, mistral, ...) or any server at
     ``base_url``: one `openai.AsyncOpenAI` client, no SDK retries.
@@ -219,9 +236,7 @@ def build_api(options: EngineOptions) -> OpenAICompatibleEngine:
     """
     if not options.model:
         raise ConfigError(f"engine '{options.name}' needs a model: pass --model_name")
-    client = openai.AsyncOpenAI(api_key=options.api_key, base_url=options.base_url or options.spec.base_url,
-                                timeout=options.timeout_s, max_retries=0)
-    return _api_engine(options, options.model, client)
+    return _api_engine(options, options.model, openai_client(options, options.base_url or options.spec.base_url))
 
 
 def build_azure(options: EngineOptions) -> OpenAICompatibleEngine:
@@ -236,11 +251,9 @@ def build_azure(options: EngineOptions) -> OpenAICompatibleEngine:
     endpoint = options.base_url or os.environ.get("AZURE_OPENAI_ENDPOINT")
     if not endpoint:
         raise ConfigError("engine 'azure' needs an endpoint: set AZURE_OPENAI_ENDPOINT or pass base_url")
-    client = openai.AsyncAzureOpenAI(
-        api_key=options.api_key, azure_endpoint=endpoint, azure_deployment=options.model,
-        api_version=options.api_version or os.environ.get("OPENAI_API_VERSION") or AZURE_DEFAULT_API_VERSION,
-        timeout=options.timeout_s, max_retries=0,
-    )
+    client = openai_client(options, None, azure_endpoint=endpoint, azure_deployment=options.model,
+                           api_version=options.api_version or os.environ.get("OPENAI_API_VERSION")
+                           or AZURE_DEFAULT_API_VERSION)
     return _api_engine(options, options.model, client)
 
 
@@ -252,16 +265,14 @@ def build_mock(options: EngineOptions) -> OpenAICompatibleEngine:
     """
     if not options.base_url:
         raise ConfigError(f"engine '{options.name}' needs base_url: the mock server's URL, e.g. http://127.0.0.1:11434/v1")
-    client = openai.AsyncOpenAI(api_key=options.api_key, base_url=options.base_url, timeout=options.timeout_s,
-                                max_retries=0)
-    return _api_engine(options, options.model or MOCK_MODEL, client)
+    return _api_engine(options, options.model or MOCK_MODEL, openai_client(options, options.base_url))
 
 
 def _api_engine(options: EngineOptions, model: str, client: Any) -> OpenAICompatibleEngine:
     completion = bool(options.completion)
     structured: StructuredOutput | None = None if completion else options.spec.chat_schema  # type: ignore[assignment]
     return OpenAICompatibleEngine(options.name, model, clients=[client], completion=completion,
-                                  structured_output=structured)
+                                  structured_output=structured, timeout_s=options.timeout_s)
 
 
 def _structured_output(kind: StructuredOutput, schema: dict[str, Any]) -> dict[str, Any]:
@@ -311,11 +322,8 @@ def _usage(usage: Any) -> Usage:
     if isinstance(usage, Usage):
         return usage
     details = getattr(usage, "prompt_tokens_details", None)
-    return Usage(
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        cached_tokens=getattr(details, "cached_tokens", None),
-    )
+    return read_usage(getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None),
+                      getattr(details, "cached_tokens", None))
 
 
 def retry_after_seconds(headers: Any) -> float | None:

@@ -15,15 +15,18 @@ import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ConfigError
 from .base import DEFAULT_TIMEOUT_S, Engine
 
-__all__ = ["EngineSpec", "EngineOptions", "ENGINES", "ENGINE_NAMES", "LOCAL_ENGINES", "API_ENGINES", "ALIASES",
-           "create_engine", "resolve_api_key", "UNUSED_KEY"]
+__all__ = ["EngineSpec", "EngineOptions", "EngineChoice", "ENGINES", "ENGINE_NAMES", "LOCAL_ENGINES", "API_ENGINES",
+           "ALIASES", "create_engine", "choose_engine", "resolve_api_key", "UNUSED_KEY", "EMBEDDED_MODEL_NAME"]
 
 # Servers of the caller's own take any key; the SDKs insist on one.
 UNUSED_KEY = "icrm-unused"
+# The embedded default model's name in results (SmolLM2-135M-Instruct, Q4_1 GGUF).
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class EngineSpec:
             `icrm.engines.openai_compatible.StructuredOutput`), or None.
         needs_model: whether a model name is required.
         logprobs: whether the engine can return token logprobs.
+        constrain_by_default: whether judges ask for schema-constrained answers unless
+            told otherwise (llama.cpp: the embedded model writes valid JSON only so).
+        default_model: the model reported when none is given (llama.cpp: the embedded
+            one; the mock: ``mock``).
     """
 
     factory: str
@@ -52,6 +59,17 @@ class EngineSpec:
     chat_schema: str | None = None
     needs_model: bool = True
     logprobs: bool = True
+    constrain_by_default: bool = False
+    default_model: str | None = None
+
+    def reported_model(self, model: str | None) -> str | None:
+        """The model name results report for `model`: a llama.cpp ``.gguf`` path gives
+        its file name without the suffix; None gives `default_model`."""
+        if model is None:
+            return self.default_model
+        if self.factory.endswith(":build_llamacpp"):
+            return Path(model).stem
+        return model
 
 
 @dataclass(frozen=True)
@@ -86,7 +104,8 @@ class EngineOptions:
 
 _OPENAI = "icrm.engines.openai_compatible:build_api"
 ENGINES: dict[str, EngineSpec] = {
-    "llamacpp": EngineSpec("icrm.engines.local:build_llamacpp", local=True, needs_model=False),
+    "llamacpp": EngineSpec("icrm.engines.local:build_llamacpp", local=True, needs_model=False, default_completion=False,
+                           constrain_by_default=True, default_model=EMBEDDED_MODEL_NAME),
     "vllm": EngineSpec("icrm.engines.local:build_vllm", local=True),
     "sglang": EngineSpec("icrm.engines.local:build_sglang", local=True),
     "openai": EngineSpec(_OPENAI, key_env="OPENAI_API_KEY", chat_schema="json_schema"),
@@ -103,7 +122,7 @@ ENGINES: dict[str, EngineSpec] = {
                          key_env="GEMINI_API_KEY", has_completion=False, default_completion=False),
     "claude": EngineSpec("icrm.engines.anthropic_engine:build", key_env="ANTHROPIC_API_KEY", has_completion=False,
                          default_completion=False, logprobs=False),
-    "mock": EngineSpec("icrm.engines.openai_compatible:build_mock", needs_model=False),
+    "mock": EngineSpec("icrm.engines.openai_compatible:build_mock", needs_model=False, default_model="mock"),
 }
 ALIASES = {"anthropic": "claude"}
 LOCAL_ENGINES = tuple(n for n, s in ENGINES.items() if s.local)
@@ -189,6 +208,55 @@ def create_engine(
     except ImportError as e:  # the engine's SDK
         raise ConfigError(f"engine '{name}' needs the '{e.name}' package: pip install {e.name}") from None
     return factory(options)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """What a configuration will run, known before anything is launched or called.
+
+    Attributes:
+        name: the engine name (aliases resolved).
+        spec: its row.
+        model: the model name results report.
+        completion: True for completion mode, False for chat mode.
+        constrain_output: whether answers are asked for constrained to a JSON schema.
+        server: the server that judges: ``base_url``, else the ``worker_addrs``
+            (comma-separated), else a hosted API's default URL; None for workers icrm
+            launches itself (their port changes every run).
+    """
+
+    name: str
+    spec: EngineSpec
+    model: str | None
+    completion: bool
+    constrain_output: bool
+    server: str | None
+
+
+def choose_engine(name: str, model: str | None = None, *, completion: bool | None = None,
+                  constrain_output: bool | None = None, base_url: str | None = None,
+                  worker_addrs: Sequence[str] | None = None, prefers_completion: bool = False) -> EngineChoice:
+    """Resolve what an engine configuration runs (see `EngineChoice`).
+
+    Args:
+        name: an engine name or alias.
+        model, base_url, worker_addrs: as `create_engine`.
+        completion: True / False, or None for the engine's default — completion mode
+            where the engine has it and `prefers_completion` (the ``logprob`` method),
+            else the engine's own default.
+        constrain_output: True / False, or None for the engine's default.
+
+    Raises:
+        ConfigError: an unknown engine name, listing the known ones.
+    """
+    spec = ENGINES.get(ALIASES.get(name, name))
+    if spec is None:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINE_NAMES)}, got {name!r}")
+    if completion is None:
+        completion = True if prefers_completion and spec.has_completion else spec.default_completion
+    server = base_url or (",".join(worker_addrs) if worker_addrs else None) or (None if spec.local else spec.base_url)
+    return EngineChoice(ALIASES.get(name, name), spec, spec.reported_model(model), completion,
+                        spec.constrain_by_default if constrain_output is None else constrain_output, server)
 
 
 def resolve_api_key(name: str, api_key: str | None) -> str | None:

@@ -9,9 +9,11 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError, EngineError
+from ..safe_text import dumps, redact
 from .base import Engine, GenerationRequest, GenerationResult
 from .cache import GenerationCache, cache_key
 from .retry import RetryPolicy, call_with_retries
@@ -21,7 +23,6 @@ __all__ = ["RequestRunner", "UsageTotals"]
 
 logger = logging.getLogger(__name__)
 
-REDACTED = "[REDACTED]"
 
 
 class RequestRunner:
@@ -81,8 +82,11 @@ class RequestRunner:
             result = await call_with_retries(lambda: self.engine.generate(request), self.retry, self.engine.name)
         except EngineError as error:
             self.usage.add(None, error=True)
+            self._redact_error(error)
             self._log(request, None, error)
             raise
+        if self._secrets:  # a hostile or broken server may echo the key in its answer
+            result = replace(result, texts=tuple(redact(t, self._secrets) for t in result.texts))
         if key is not None:
             self.cache.put(key, result)  # type: ignore[union-attr]
         self._count(result)
@@ -96,6 +100,24 @@ class RequestRunner:
         finally:
             if self.cache is not None:
                 self.cache.close()
+
+    def _redact_error(self, error: EngineError) -> None:
+        """Remove the provider key from an error a server answered (servers echo keys
+        in their error messages): its message, body and context, and the SDK error it
+        was raised from (which a traceback would print)."""
+        if not self._secrets:
+            return
+        message = str(error)
+        clean = redact(message, self._secrets)
+        body = getattr(error, "body", None)
+        if body is not None:
+            clean_body = json.loads(redact(dumps(body), self._secrets)) if not isinstance(body, str) else \
+                redact(body, self._secrets)
+            error.body = clean_body  # type: ignore[attr-defined]
+        if clean != message:
+            error.args = (clean, *error.args[1:])
+        error.context = {k: redact(v, self._secrets) if isinstance(v, str) else v for k, v in error.context.items()}
+        error.__cause__, error.__suppress_context__ = None, True
 
     def _count(self, result: GenerationResult) -> None:
         self.usage.add(result.usage, cache_hit=result.cache_hit)
@@ -115,8 +137,6 @@ class RequestRunner:
                                   "cache_hit": result.cache_hit}
         else:
             record["error"] = f"{type(error).__name__}: {error}"
-        line = json.dumps(record, ensure_ascii=False)
-        for secret in self._secrets:
-            line = line.replace(secret, REDACTED)
+        line = redact(dumps(record), self._secrets)
         with self._lock, open(self.log_file, "a", encoding="utf-8") as f:
             f.write(line + "\n")

@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core import random_order
+from ..position import random_order
 from ..inputs import prompt_turns, rewardbench_pair
 from ..rm_types import RMType
 from .base import Benchmark, Judgement, Records, longer, order_preferences, require_fields, text
@@ -149,7 +149,7 @@ def load_rows(data: str | Path | None = None, dataset: str | None = None, split:
 
 def chosen_in_a(row_id: str, seed: int) -> bool:
     """Whether ``chosen`` is judged in position A for this row with ``position="random"``
-    (`icrm.core.random_order` of the seed and the row id), the same in every run."""
+    (`icrm.position.random_order` of the seed and the row id), the same in every run."""
     return random_order(seed, row_id) == "AB"
 
 

@@ -15,12 +15,11 @@ process count or the cache.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import random
 import re
 import statistics
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -28,16 +27,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..batch import check_same_run, is_finished, read_results, run_fingerprint, write_results
+from ..batch import Entry, ResultsFile, read_results, resume
 from ..errors import ConfigError, InputError
-from ..scoring import result_row
-from .base import Benchmark, Judgement
+from ..executors import LocalExecutor
+from .base import Benchmark
 from .plot import plot_summary
 from .stats import RowScore, SubsetReport, baseline_rows, calibration, subset_report
 
 if TYPE_CHECKING:
     from ..integrations.ray import RayBackend
-    from ..reward_model import ICRM
+    from ..spec import JudgeSpec
 
 __all__ = ["evaluate", "load_rows", "output_dir", "summarize", "format_table", "POSITIONS"]
 
@@ -91,25 +90,26 @@ def output_dir(results_dir: str | Path, benchmark: str, rm_type: str, model: str
     return Path(results_dir) / benchmark / rm_type / safe_model / method / f"{num_shots}_shots"
 
 
-def _judgements(icrm: ICRM, benchmark: Benchmark, rows: Sequence[dict[str, Any]]
-                ) -> Iterator[tuple[str, str, Judgement, Any]]:
-    """(result id, placement key, judgement, shots) for every judgement of `rows`."""
+def _entries(icrm: JudgeSpec, benchmark: Benchmark, rows: Sequence[dict[str, Any]], position: str) -> Iterator[Entry]:
+    """Every judgement of `rows`, as entries of the run."""
     for row in rows:
         rid = benchmark.row_id(row)
-        shots = None
+        shot_ids = None
         if icrm.shot_sampling_mode == "random":
-            shots = icrm.shots_pool.sample(icrm.num_shots, "random", random.Random(f"{icrm.seed}:{rid}"))
+            shot_ids = tuple(s.id for s in icrm.shots_pool.sample(icrm.num_shots, "random",
+                                                                     random.Random(f"{icrm.seed}:{rid}")))
         judgements = benchmark.judgements(row, icrm.rm_type)
         for judgement in judgements:
             # position="random" places by the seed and this key: the row id for a row of one
             # judgement (RewardBench), else each judgement's own id, so a row's judgements
             # (RM-Bench's 9 pairs) are placed independently.
             result_id = f"{rid}:{judgement.tag}"
-            yield result_id, rid if len(judgements) == 1 else result_id, judgement, shots
+            yield Entry(result_id, judgement.item, key=rid if len(judgements) == 1 else result_id, position=position,
+                        shot_ids=shot_ids, extra={"row_id": rid, "tag": judgement.tag})
 
 
 async def evaluate(
-    icrm: ICRM,
+    icrm: JudgeSpec,
     benchmark: Benchmark,
     data: str | Path | None = None,
     dataset: str | None = None,
@@ -127,7 +127,10 @@ async def evaluate(
     """Run (or resume) an evaluation on `benchmark` and write its outputs.
 
     Args:
-        icrm: the judge; its rm type, method, shots and seed define the run.
+        icrm: the judge (an `ICRM`), or its `icrm.spec.JudgeSpec`: then an `ICRM` is
+            launched from its configuration once every check has passed (none with
+            `ray`), and closed at the end. Its rm type, method, shots and seed define
+            the run.
         benchmark: the benchmark (`icrm.evaluation.get_benchmark`).
         data, dataset, split, subsets, limit: as `load_rows`.
         results_dir: the root of the outputs (see the module docstring).
@@ -137,8 +140,7 @@ async def evaluate(
         overwrite_results: start over instead of resuming.
         concurrency: judgements in flight at most (does not change any result).
         progress: show the tqdm bar (None = only on a TTY).
-        ray: judge on a Ray cluster (`icrm.integrations.ray.RayBackend`); `icrm` is then
-            the driver's bookkeeping judge (`driver_judge`), which judges nothing.
+        ray: judge on a Ray cluster (`icrm.integrations.ray.RayBackend`).
         **generation_kwargs: as `ICRM.ajudge`.
 
     Returns:
@@ -156,46 +158,30 @@ async def evaluate(
     generation_kwargs = icrm.check_generation_kwargs(generation_kwargs)
     rows = load_rows(benchmark, data, dataset, split, subsets, limit)
     out = output_dir(results_dir, benchmark.name, icrm.rm_type.name, icrm.model_name, icrm.method.name, icrm.num_shots)
-    out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
-    if overwrite_results and rows_path.exists():
-        rows_path.unlink()
     fields = {**icrm.run_fields(generation_kwargs), "benchmark": benchmark.name,
               "position": None if icrm.rm_type.single else position}
-    provenance = {**fields, "fingerprint": run_fingerprint(fields)}
-    records = read_results(rows_path)
-    check_same_run(records, fields, rows_path, "pass --overwrite_results True to start over")
-    done = {i for i, record in records.items() if is_finished(record)}
-    todo = [j for j in _judgements(icrm, benchmark, rows) if j[0] not in done]
-    skipped = sum(1 for _ in _judgements(icrm, benchmark, rows)) - len(todo)
-
-    async def work(entry: tuple[str, str, Judgement, Any]) -> dict[str, Any]:
-        result_id, key, judgement, shots = entry
-        feedback = await icrm.ajudge_item(judgement.item, shots, generation_kwargs, key=key, position=position)
-        return {**result_row(result_id, feedback, provenance, icrm.rm_type),
-                "row_id": result_id.rsplit(":", 1)[0], "tag": judgement.tag}
-
-    start = time.perf_counter()
-    if ray is None:
-        await write_results(todo, work, rows_path, concurrency, progress, total=len(todo))
-    else:
-        from ..integrations.ray import judge_on_ray
-
-        entries = [{"id": result_id, "item": judgement.item, "key": key, "position": position,
-                    "shot_ids": None if shots is None else [shot.id for shot in shots],
-                    "extra": {"row_id": result_id.rsplit(":", 1)[0], "tag": judgement.tag}}
-                   for result_id, key, judgement, shots in todo]
-        await asyncio.to_thread(judge_on_ray, entries, ray, generation_kwargs, provenance, rows_path, progress)
+    with ResultsFile.open(rows_path, fields, "pass --overwrite_results True to start over",
+                          inputs=[data] if data is not None else [], overwrite=overwrite_results) as results:
+        entries = list(_entries(icrm, benchmark, rows, position))
+        todo = [e for e in entries if e.id not in results.done]
+        if ray is not None:
+            tally = await resume(results, todo, ray.executor(generation_kwargs, results.provenance), progress, len(todo))
+        else:
+            with _live(icrm) as judge:  # launched only now: every check above came first
+                executor = LocalExecutor(judge, generation_kwargs, results.provenance, concurrency)
+                tally = await resume(results, todo, executor, progress, len(todo))
+    provenance = results.provenance
     from .. import __version__
 
     meta = {
         "benchmark": benchmark.name, "title": benchmark.title, "official_protocol": icrm.rm_type.name in benchmark.official,
-        "model": icrm.model_name, "engine": icrm.engine.name, "rm_type": icrm.rm_type.name, "method": icrm.method.name,
+        "model": icrm.model_name, "engine": icrm.engine_name, "rm_type": icrm.rm_type.name, "method": icrm.method.name,
         "num_shots": icrm.num_shots, "shot_sampling_mode": icrm.shot_sampling_mode, "seed": icrm.seed,
         "position": fields["position"], "fingerprint": provenance["fingerprint"], "template_hash": icrm.template_hash,
         "icrm_version": __version__, "data": str(data or f"{dataset}:{split or benchmark.hub_split}"),
         "subsets": list(subsets or []), "limit": limit, "generation_kwargs": fields["generation_kwargs"],
-        "judgements_run": len(todo), "judgements_skipped": skipped, "seconds": time.perf_counter() - start,
+        "judgements_run": len(todo), "judgements_skipped": len(entries) - len(todo), "seconds": tally.seconds,
     }
     summary = summarize(icrm, benchmark, rows, rows_path, meta)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -203,7 +189,20 @@ async def evaluate(
     return summary, out
 
 
-def summarize(icrm: ICRM, benchmark: Benchmark, rows: Sequence[dict[str, Any]], rows_path: Path,
+@contextlib.contextmanager
+def _live(spec: JudgeSpec) -> Iterator[Any]:
+    """A judge that can judge: `spec` itself when it is one (the caller closes it), else
+    an `ICRM` launched from its configuration and closed after."""
+    if hasattr(spec, "ajudge_item"):
+        yield spec
+        return
+    from ..reward_model import ICRM
+
+    with ICRM.from_config(spec.config) as judge:
+        yield judge
+
+
+def summarize(icrm: JudgeSpec, benchmark: Benchmark, rows: Sequence[dict[str, Any]], rows_path: Path,
               meta: dict[str, Any]) -> dict[str, Any]:
     """Score the judgements in `rows_path` for `rows`: subsets, sections, counts,
     distribution, calibration and token totals.

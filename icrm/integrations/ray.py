@@ -1,26 +1,30 @@
-"""Scoring past one machine: a Ray Data pipeline whose actors each hold one `ICRM`.
+"""Judging past one machine: the Ray executor of the resumable run, whose actors each
+hold one `ICRM`.
 
-    read (JSONL / JSON / Parquet / 🤗 dataset / a ray.data.Dataset)
-      -> ids and items, as `icrm score` makes them; finished ids of the output left out
+    read (JSONL / JSON / Parquet / 🤗 dataset / a ray.data.Dataset), on the cluster
+      -> entries, as `icrm score` makes them; finished ids of the output left out
       -> map_batches on an actor pool: each actor (async) judges several batches at once,
          at most `concurrency` requests in flight
       -> result rows streamed back to the driver, appended to the output file
 
 The output is the file `icrm score` writes — same rows, same run fingerprint, same
-resume: a re-run (after a crash, a killed node, Ctrl-C) leaves out the ids already
-final and redoes the rest, so every id ends up in it once. icrm owns the resume; Ray's
-own checkpointing is not used. Every fault of an item is that item's row; actors that
-die are restarted and their batches retried by Ray, and a dataset that fails anyway
-keeps every row written so far.
+resume, the same results file held by one run (`icrm.batch.resume`): a re-run (after a
+crash, a killed node, Ctrl-C) leaves out the ids already final and redoes the rest.
+icrm owns the resume; Ray's own checkpointing is not used. Every fault of an item is
+that item's row; actors that die are restarted and their batches retried by Ray, and a
+dataset that fails anyway keeps every row written so far. The driver holds no judge: it
+keeps the books from the configuration alone (`icrm.provenance`).
 
 Actors call OpenAI-compatible endpoints (a fleet of vLLM / SGLang servers given as
 ``worker_addrs``, a router's ``base_url``, a hosted API), or — with a local engine and no
 ``worker_addrs`` — each launches its own worker on the resources Ray gives it
-(``gpus_per_actor``).
+(``gpus_per_actor``). The provider key goes to the actors through the job's runtime
+environment (the vendor's variable), never in the configuration they are sent.
 
-Differences from a single-process run, both only for faulty input: a repeated id is
-recorded as ``<id>@dup:<n>`` (not ``<id>@line:<n>``: lines are not numbered across
-blocks), and a JSONL line that is not JSON as ``line:<sha>`` (its text's hash).
+A JSONL or JSON input gives exactly a single-process run's entries and ids. A Parquet
+file or a dataset is read in blocks, whose rows are not numbered across blocks: there a
+repeated id is recorded as ``<id>@dup:<n>`` and a row icrm cannot take as
+``line:<sha>`` (its text's hash). User ids of these forms are refused on their row.
 
 Needs ``pip install 'icrm[ray]'``.
 """
@@ -29,28 +33,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
+import itertools
 import json
-import logging
+import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from icrm.batch import RowTally, check_same_run, is_finished, read_results, run_fingerprint
-from icrm.batch.progress import BatchProgress
-from icrm.batch.results import ResultWriter, check_output_path
+from icrm.batch import Entry, RowRecorder, read_rows
+from icrm.batch.sources import bad_row_id, is_reserved_id, jsonl_rows, repeated_id
 from icrm.config import ICRMConfig
+from icrm.engines.registry import ENGINES, choose_engine, resolve_api_key
 from icrm.errors import ConfigError, EngineError, ICRMError, InputError
-from icrm.scoring import INPUT_FORMATS, SCORE_OPTIONS, ScoreSummary, item_id, result_row, row_items
+from icrm.executors import judge_entry
+from icrm.scoring import SCORE_OPTIONS, ScoreRun, ScoreSummary, item_id, row_items, score_entries
+from icrm.spec import JudgeSpec
 
-__all__ = ["RayBackend", "score", "judge_entries", "judge_on_ray", "driver_judge", "write_rows", "RAY_REMOTE_ARGS"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["RayBackend", "RayExecutor", "score", "RAY_REMOTE_ARGS"]
 
 # Actors that die are restarted and their tasks retried, so one lost process does not fail the dataset.
 RAY_REMOTE_ARGS = {"max_restarts": -1, "max_task_retries": -1}
-PLACEHOLDER_ADDR = "http://127.0.0.1:9/v1"  # the driver's judge never sends a request
 # Batches (of `concurrency` entries) an actor holds at once: the next ones are ready when
 # one's last request is still out.
 BATCHES_IN_FLIGHT = 3
@@ -93,8 +98,6 @@ class RayBackend:
     @property
     def launches_workers(self) -> bool:
         """Whether each actor launches its own local worker (a local engine, no worker_addrs)."""
-        from icrm.engines.registry import ENGINES
-
         spec = ENGINES.get(self.config.engine_name)
         return spec is not None and spec.local and not self.config.worker_addrs
 
@@ -118,6 +121,19 @@ class RayBackend:
                     f"(Ray 2.60 starts clusters with token authentication): set RAY_AUTH_MODE=token and put "
                     f"the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN ({str(e)[:200]})") from None
         return ray
+
+    def executor(self, generation_kwargs: dict[str, Any], provenance: dict[str, Any]) -> RayExecutor:
+        """The executor that judges a run's entries on this backend."""
+        return RayExecutor(self, generation_kwargs, provenance)
+
+    def actor_settings(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The configuration the actors are sent (without the provider key) and the
+        environment variables their runtime environment sets (the key, under the
+        vendor's variable)."""
+        choice = choose_engine(self.config.engine_name)
+        key = resolve_api_key(choice.name, self.config.api_key)
+        env = {choice.spec.key_env: key} if key and choice.spec.key_env else {}
+        return self.config.model_dump(mode="json", exclude={"api_key"}), env
 
 
 def _check_reachable(address: str | None) -> None:
@@ -144,15 +160,9 @@ def _require_ray() -> Any:
     return ray
 
 
-def driver_judge(config: ICRMConfig) -> Any:
-    """An `ICRM` for the driver's bookkeeping (run fields, generation kwargs), which
-    launches nothing: a local engine is pointed at a placeholder address, since only the
-    actors judge."""
-    from icrm.reward_model import ICRM
-
-    if RayBackend(config).launches_workers:
-        config = config.model_copy(update={"worker_addrs": (PLACEHOLDER_ADDR,)})
-    return ICRM.from_config(config)
+def _wire(value: Any) -> str:
+    # ASCII JSON between processes: Arrow refuses lone surrogates, and these are not read by people.
+    return json.dumps(value, ensure_ascii=True, default=str)
 
 
 class _Judge:
@@ -176,103 +186,170 @@ class _Judge:
     async def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         if self.gate is None:
             self.gate = asyncio.Semaphore(self.concurrency)
-        entries = [json.loads(e) for e in batch["entry"]]
+        entries = [Entry(**json.loads(e)) for e in batch["entry"]]
         rows = await asyncio.gather(*(self._one(e) for e in entries))
-        return {"line": [json.dumps(r, ensure_ascii=False) for r in rows]}
+        return {"line": [_wire(r) for r in rows]}
 
-    async def _one(self, entry: dict[str, Any]) -> dict[str, Any]:
-        rm_type = self.icrm.rm_type
-        if entry.get("error") is not None:
-            feedback = rm_type.failed(InputError(entry["error"]))
-        else:
-            shots = None if entry.get("shot_ids") is None else [self.shots[i] for i in entry["shot_ids"]]
-            assert self.gate is not None
-            async with self.gate:  # the ICRM runs the request on its own loop; this one only waits
-                feedback = await self.icrm.ajudge_item(entry["item"], shots, self.generation_kwargs,
-                                                       key=entry.get("key"), position=entry.get("position"))
-        return {**result_row(entry["id"], feedback, self.provenance, rm_type), **(entry.get("extra") or {})}
+    async def _one(self, entry: Entry) -> dict[str, Any]:
+        assert self.gate is not None
+        async with self.gate:  # the ICRM runs the request on its own loop; this one only waits
+            return await judge_entry(self.icrm, entry, self.generation_kwargs, self.provenance, self.shots)
 
 
-def judge_entries(entries: Any, backend: RayBackend, generation_kwargs: dict[str, Any],
-                  provenance: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Judge a Ray dataset of entries on an actor pool; yield result rows as they arrive.
+class RayExecutor:
+    """Judges entries on an actor pool (see the module docstring), yielding rows as
+    they arrive; a repeated id among them becomes an error row ``<id>@dup:<n>``.
 
     Args:
-        entries: a ``ray.data.Dataset`` with one column ``entry``: JSON text of
-            ``{"id", "item"}`` (or ``"error"`` for an item that cannot be built), plus
-            optional ``key`` and ``position`` (pairwise placement), ``shot_ids`` (shots
-            of the pool by id) and ``extra`` (fields added to the result row).
-        backend: the judge's configuration and the actor pool.
-        generation_kwargs, provenance: as `icrm.scoring.result_row` records them.
-
-    Yields:
-        Result rows (dicts), in completion order.
+        backend: the cluster, the actor pool and the judge's configuration.
+        generation_kwargs: the caller's generation kwargs.
+        provenance: the run's fields and fingerprint.
     """
-    from ray.data import ActorPoolStrategy
 
-    # One block per batch: a read gives a few big blocks, and an actor task returns its
-    # rows only when its whole block is done (no streaming, no second actor busy).
-    judged = entries.repartition(target_num_rows_per_block=backend.concurrency).map_batches(
-        _Judge, fn_constructor_kwargs={"config": backend.config.model_dump(mode="json"), "concurrency": backend.concurrency,
-                                       "generation_kwargs": generation_kwargs, "provenance": provenance},
-        batch_size=backend.concurrency, batch_format="numpy",
-        compute=ActorPoolStrategy(size=backend.num_actors, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT,
-                                  max_concurrent_calls_per_actor=BATCHES_IN_FLIGHT),
-        num_cpus=backend.actor_cpus, num_gpus=backend.gpus_per_actor or None, **RAY_REMOTE_ARGS)
-    for batch in judged.iter_batches(batch_size=None, batch_format="numpy"):
-        for line in batch["line"]:
-            yield json.loads(line)
+    def __init__(self, backend: RayBackend, generation_kwargs: dict[str, Any], provenance: dict[str, Any]) -> None:
+        self.backend, self.generation_kwargs, self.provenance = backend, generation_kwargs, provenance
+
+    async def __call__(self, entries: Iterable[Entry], total: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        entries = list(entries)
+        if not entries:
+            return
+        ray = self.backend.connect()
+        dataset = ray.data.from_items([{"entry": _wire(asdict(e))} for e in entries])
+        async for row in _in_thread(lambda: self.rows(dataset)):
+            yield row
+
+    def rows(self, entries: Any, done: frozenset[str] = frozenset()) -> Iterator[dict[str, Any]]:
+        """Judge a Ray dataset of entries (one column ``entry``: `Entry` as JSON); yield
+        result rows as they arrive.
+
+        Raises:
+            EngineError: the Ray dataset failed (rows yielded until then are kept).
+        """
+        from ray.data import ActorPoolStrategy
+
+        backend = self.backend
+        config, env = backend.actor_settings()
+        # One block per batch: a read gives a few big blocks, and an actor task returns its
+        # rows only when its whole block is done (no streaming, no second actor busy).
+        judged = entries.repartition(target_num_rows_per_block=backend.concurrency).map_batches(
+            _Judge, fn_constructor_kwargs={"config": config, "concurrency": backend.concurrency,
+                                           "generation_kwargs": self.generation_kwargs, "provenance": self.provenance},
+            batch_size=backend.concurrency, batch_format="numpy",
+            compute=ActorPoolStrategy(size=backend.num_actors, max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT,
+                                      max_concurrent_calls_per_actor=BATCHES_IN_FLIGHT),
+            num_cpus=backend.actor_cpus, num_gpus=backend.gpus_per_actor or None,
+            runtime_env={"env_vars": env} if env else None, **RAY_REMOTE_ARGS)
+        seen: dict[str, int] = {}
+        count = 0
+        try:
+            for batch in judged.iter_batches(batch_size=None, batch_format="numpy"):
+                for line in batch["line"]:
+                    row = json.loads(line)
+                    count += 1
+                    if row["id"] in seen or row["id"] in done:
+                        seen[row["id"]] = seen.get(row["id"], 1) + 1
+                        row = {**row, "id": repeated_id(row["id"], seen[row["id"]], "dup"), "feedback": None,
+                               **{k: None for k in ("score", "choice", "reward") if k in row},
+                               "error": f"duplicate id {row['id']!r}: another input row has it", "error_kind": "input"}
+                    else:
+                        seen[row["id"]] = 1
+                    yield row
+        except ICRMError:
+            raise
+        except Exception as error:  # Ray's own failure: what finished is kept
+            raise EngineError(f"the Ray dataset failed after {count} rows ({type(error).__name__}: "
+                              f"{str(error)[:300]}); re-run to resume") from error
+
+
+async def _in_thread(rows: Any) -> AsyncIterator[dict[str, Any]]:
+    """Iterate a blocking iterator (Ray's) on a thread, yielding on this event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+    done = object()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for row in rows():
+                if stop.is_set():
+                    return
+                asyncio.run_coroutine_threadsafe(queue.put(row), loop).result()
+        except BaseException as error:  # handed over to the loop, raised there
+            asyncio.run_coroutine_threadsafe(queue.put(error), loop).result()
+        else:
+            asyncio.run_coroutine_threadsafe(queue.put(done), loop).result()
+
+    thread = threading.Thread(target=pump, name="icrm-ray-rows", daemon=True)
+    thread.start()
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _entries(source: Any, split: str, rm_type: Any, id_field: str, input_format: str, done: frozenset[str],
              limit: int | None) -> Any:
-    """The input as a Ray dataset of entries (see `judge_entries`), read where Ray runs
-    it; finished ids are left out."""
+    """The input as a Ray dataset of entries (see `RayExecutor.rows`), finished ids left
+    out. A JSONL file is split into lines by a Ray task with the single-process reader
+    (`icrm.batch.sources.jsonl_rows`), so its entries and ids are a local run's; a JSON
+    file is read here; Parquet and 🤗 datasets are read in blocks on the cluster."""
     import ray.data
 
     path = Path(source) if isinstance(source, (str, Path)) else None
-    if path is not None and path.suffix.lower() == ".jsonl":
-        rows, text = ray.data.read_text(str(path)), True
-    elif path is not None and path.suffix.lower() == ".parquet":
-        rows, text = ray.data.read_parquet(str(path)), False
-    elif path is not None and path.suffix.lower() == ".json":
-        from icrm.batch import BadRow, read_rows
+    if path is not None and path.suffix.lower() in (".jsonl", ".json"):
+        if path.suffix.lower() == ".json":
+            return ray.data.from_items([{"entry": _wire(asdict(e))} for e in _local_entries(
+                read_rows(path), rm_type, id_field, input_format, done, limit)])
 
-        rows, text = ray.data.from_items([{"text": r.message if isinstance(r, BadRow) else json.dumps(r)}
-                                          for r in read_rows(path)]), True  # one JSON list: read whole
-    elif isinstance(source, (str, Path)):
+        def split_file(row: dict[str, Any]) -> list[dict[str, str]]:
+            lines = io.TextIOWrapper(io.BytesIO(row["bytes"]), encoding="utf-8", errors="surrogateescape")
+            return [{"entry": _wire(asdict(e))}
+                    for e in _local_entries(jsonl_rows(lines, str(path)), rm_type, id_field, input_format, done, limit)]
+
+        return ray.data.read_binary_files(str(path)).flat_map(split_file)
+    if isinstance(source, (str, Path)):
         import datasets
 
         dataset = (datasets.load_from_disk(str(path)) if path is not None and path.is_dir()
                    else datasets.load_dataset(str(source), split=split))
         if isinstance(dataset, datasets.DatasetDict):
             dataset = dataset[split]
-        rows, text = ray.data.from_huggingface(dataset), False
+        rows = ray.data.read_parquet(str(path)) if path is not None and path.suffix.lower() == ".parquet" \
+            else ray.data.from_huggingface(dataset)
     else:
-        rows, text = source, False  # a ray.data.Dataset
+        rows = source  # a ray.data.Dataset
     if limit is not None:
         rows = rows.limit(limit)
 
     def to_entries(batch: Any) -> dict[str, list[str]]:
-        out = []
-        records = batch.column("text").to_pylist() if text else batch.to_pylist()
-        for record in records:
-            if text:
-                try:
-                    record = json.loads(record)
-                except json.JSONDecodeError as e:
-                    record = f"not JSON ({e.msg}): {record[:80]!r}"
-                if not isinstance(record, dict):
-                    bad = record if isinstance(record, str) else f"expected a JSON object, got {type(record).__name__}"
-                    out.append({"id": f"line:{hashlib.sha256(bad.encode()).hexdigest()[:16]}", "error": bad})
-                    continue
-            rid = item_id(record, id_field)
-            for iid, item in row_items(record, rid, rm_type, input_format, f"row {rid}"):
-                if iid not in done:
-                    out.append({"id": iid, "error": str(item)} if isinstance(item, ICRMError) else {"id": iid, "item": item})
-        return {"entry": [json.dumps(e, ensure_ascii=False, default=str) for e in out]}
+        out = [e for record in batch.to_pylist() for e in _record_entries(record, rm_type, id_field, input_format)]
+        return {"entry": [_wire(asdict(e)) for e in out if e.id not in done]}
 
     return rows.map_batches(to_entries, batch_format="pyarrow")
+
+
+def _local_entries(rows: Iterator[Any], rm_type: Any, id_field: str, input_format: str, done: frozenset[str],
+                   limit: int | None) -> Iterator[Entry]:
+    entries = score_entries(itertools.islice(rows, limit), rm_type, id_field, input_format)
+    return (e for e in entries if e.id not in done)
+
+
+def _record_entries(record: dict[str, Any], rm_type: Any, id_field: str, input_format: str) -> list[Entry]:
+    """The entries of one row of a Parquet file or dataset (rows are not numbered across
+    blocks: a row icrm cannot take is ``line:<sha>``, a repeated id ``<id>@dup:<n>``)."""
+    rid = item_id(record, id_field)
+    if is_reserved_id(rid):
+        return [Entry(_line_id(_wire(record)), error=f"id {rid!r} has the form of icrm's own ids for rows it cannot "
+                                                     "take (line:<n>, <id>@line:<n>, <id>@dup:<n>); rename it")]
+    return [Entry(iid, error=str(item)) if isinstance(item, InputError) else Entry(iid, item)
+            for iid, item in row_items(record, rid, rm_type, input_format, f"row {rid}")]
+
+
+def _line_id(text: str) -> str:
+    return bad_row_id(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16])
 
 
 def score(
@@ -313,93 +390,55 @@ def score(
         The `ScoreSummary` of this run.
 
     Raises:
-        ConfigError: Ray is missing; bad arguments; an output holding another run's
-            results (naming the fields that differ).
+        ConfigError: Ray is missing; bad arguments; an output that cannot take this run
+            (see `icrm.batch.ResultsFile.open`).
         InputError: an unreadable source.
+        OutputError: the output vanished or was replaced during the run.
         EngineError: the dataset failed (every row finished until then is kept; re-run
             to resume).
     """
     _require_ray()
     config = config if isinstance(config, ICRMConfig) else ICRMConfig.build(**(config or {}))
     backend = RayBackend(config, ray_address, num_actors, concurrency, gpus_per_actor, cpus_per_actor)
-    if input_format not in INPUT_FORMATS:
-        raise ConfigError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
-    with driver_judge(config) as judge:
-        generation_kwargs = judge.check_generation_kwargs(generation_kwargs, also=SCORE_OPTIONS)
-        fields = {**judge.run_fields(generation_kwargs), "input_format": input_format, "id_field": id_field}
-        rm_type = judge.rm_type
-    output = check_output_path(output, source if isinstance(source, (str, Path)) else None)
-    if overwrite and output.exists():
-        output.unlink()
-    records = read_results(output)
-    check_same_run(records, fields, output, "pass --overwrite True (overwrite=True) to start over")
-    done = frozenset(i for i, r in records.items() if is_finished(r))
-    provenance = {**fields, "fingerprint": run_fingerprint(fields)}
+    spec = JudgeSpec(config)
+    generation_kwargs = spec.check_generation_kwargs(generation_kwargs, also=SCORE_OPTIONS)
+    local = isinstance(source, (str, Path))
+    with ScoreRun.prepare(config, source, output, limit=limit, id_field=id_field, input_format=input_format,
+                          split=split, overwrite=overwrite, generation_kwargs=generation_kwargs, builder=spec.prompts,
+                          open_input=local) as run:
+        return run_on_ray(run, backend, progress)
+
+
+def run_on_ray(run: ScoreRun, backend: RayBackend, progress: bool | None = None) -> ScoreSummary:
+    """Judge a prepared `ScoreRun` on `backend`: the input read on the cluster, rows
+    written by this process as they arrive.
+
+    Raises:
+        OutputError / ConfigError / EngineError: as `score`.
+    """
     backend.connect()
-    entries = _entries(source, split, rm_type, id_field, input_format, done, limit)
+    results, options = run.results, run.options
+    done = frozenset(results.done)
+    read = (run.source, options["split"], run.rm_type, options["id_field"], options["input_format"])
     summary = ScoreSummary()
     if done:  # how many of the input's items an earlier run finished (a second, cheap pass over the input)
-        finished = _entries(source, split, rm_type, id_field, input_format, frozenset(), limit)
-        for batch in finished.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _entries(*read, frozenset(), options["limit"]).iter_batches(batch_size=None,
+                                                                                  batch_format="numpy"):
             for entry in map(json.loads, batch["entry"]):
                 if entry["id"] in done:
                     summary.skipped += 1
-                    summary.failed += records[entry["id"]].get("error_kind") is not None
+                    summary.failed += results.records[entry["id"]].get("error_kind") is not None
+    executor = backend.executor(run.generation_kwargs, results.provenance)
+    recorder = RowRecorder(results, progress)
     start = time.perf_counter()
     try:
-        tally = write_rows(judge_entries(entries, backend, generation_kwargs, provenance), output, done, progress)
+        for row in executor.rows(_entries(*read, done, options["limit"]), done):
+            recorder.add(row)
     finally:
+        recorder.close()
         summary.seconds = time.perf_counter() - start
+    tally = recorder.finish()
     summary.scored, summary.errors, summary.parse_failures = tally.rows, tally.errors, tally.parse_failures
     summary.failed += tally.failed
     summary.usage = tally.usage
     return summary
-
-
-def judge_on_ray(entries: list[dict[str, Any]], backend: RayBackend, generation_kwargs: dict[str, Any],
-                 provenance: dict[str, Any], output: Path, progress: bool | None = None) -> RowTally:
-    """Judge a list of entries (see `judge_entries`) on Ray and append their rows to
-    `output` (`write_rows`): how ``icrm eval --backend ray`` runs a benchmark's judgements."""
-    import ray.data
-
-    if not entries:
-        return RowTally()
-    backend.connect()
-    dataset = ray.data.from_items([{"entry": json.dumps(e, ensure_ascii=False, default=str)} for e in entries])
-    return write_rows(judge_entries(dataset, backend, generation_kwargs, provenance), output, progress=progress,
-                      total=len(entries))
-
-
-def write_rows(rows: Iterable[dict[str, Any]], output: Path, done: frozenset[str] = frozenset(),
-               progress: bool | None = None, total: int | None = None) -> RowTally:
-    """Append result rows to `output` as they arrive, flushed; an id seen before in
-    this run (a repeated input id) becomes an error row ``<id>@dup:<n>``.
-
-    Raises:
-        EngineError: the Ray dataset failed; the rows written so far are kept.
-    """
-    tally = RowTally()
-    seen: dict[str, int] = {}
-    bar = BatchProgress(total, progress, tally)
-    try:
-        with ResultWriter(output) as writer:
-            try:
-                for row in rows:
-                    if row["id"] in seen or row["id"] in done:
-                        seen[row["id"]] = seen.get(row["id"], 1) + 1
-                        row = {**row, "id": f"{row['id']}@dup:{seen[row['id']]}", "feedback": None,
-                               **{k: None for k in ("score", "choice") if k in row},
-                               "error": f"duplicate id {row['id']!r}: another input row has it", "error_kind": "input"}
-                    else:
-                        seen[row["id"]] = 1
-                    writer.write(row)
-                    tally.add(row)
-                    bar.update()
-            except ICRMError:
-                raise
-            except Exception as error:  # Ray's own failure: what finished is written
-                raise EngineError(f"the Ray dataset failed after {tally.rows} rows ({type(error).__name__}: "
-                                  f"{str(error)[:300]}); they are kept in {output}: re-run to resume") from error
-    finally:
-        bar.close()
-    return tally

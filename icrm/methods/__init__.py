@@ -7,6 +7,6 @@ in its own module behind `JudgingMethod`; `get_method` finds one by name.
 
 from __future__ import annotations
 
-from .base import METHODS, JudgingMethod, get_method, method_names
+from .base import DEFAULT_GENERATION_KWARGS, METHODS, JudgingMethod, get_method, method_names
 
-__all__ = ["JudgingMethod", "get_method", "method_names", "METHODS"]
+__all__ = ["JudgingMethod", "get_method", "method_names", "METHODS", "DEFAULT_GENERATION_KWARGS"]

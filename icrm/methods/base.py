@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..engines.base import GenerationRequest, GenerationResult
 from ..errors import ConfigError
-from ..feedback import Feedback
+from ..feedback import END_OF_FEEDBACK, Feedback
 from ..rm_types import RMType
 
-__all__ = ["JudgingMethod", "get_method", "method_names", "METHODS"]
+__all__ = ["JudgingMethod", "get_method", "method_names", "METHODS", "DEFAULT_GENERATION_KWARGS"]
+
+# The original IC-RM's generation defaults; a method's own, then a caller's, override
+# them key by key (`icrm.provenance.generation_kwargs`).
+DEFAULT_GENERATION_KWARGS: dict[str, Any] = {
+    "stop": [END_OF_FEEDBACK],
+    "temperature": 0.0,
+    "max_tokens": 3072,
+    "top_p": 1.0,
+}
 
 # name -> "module:Class", imported when chosen.
 METHODS: dict[str, str] = {
@@ -68,10 +77,12 @@ class JudgingMethod(ABC):
         """
 
     @abstractmethod
-    def read_all(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> list[Feedback]:
+    def read_all(self, result: GenerationResult, rm_type: RMType, examples: Sequence[Mapping[str, Any]] = (),
+                 **envelope: Any) -> list[Feedback]:
         """One feedback per choice of an engine result (``n`` samples give ``n``), the
         request's usage on the first. An unusable answer is not raised: its
-        ``parse_error`` says why.
+        ``parse_error`` says why. `examples` are the prompt's format examples
+        (`icrm.parsing.template_examples`): an answer repeating one is never a verdict.
 
         Raises:
             ConfigError: (with ``fatal`` in its context) the engine cannot serve this

@@ -1,10 +1,10 @@
-"""Combining several answers to one judgement: samples (self-consistency) and the two
-orders of a pair (``position="both"``). Pure functions over feedback.
+"""Combining several samples of one judgement (self-consistency, ``num_samples``), and
+the distributions of the ``logprob`` method. Pure functions over feedback; the two
+orders of a pair are combined in `icrm.position`.
 
 Sources: self-consistency as in inspect_ai's and verdict's sample voting (majority
-choice, mean score); both orders as in Arena-Hard and JudgeBench (the swapped verdict
-told in the original orientation, then combined); for the ``logprob`` method the mean
-of the distributions, as AlpacaEval's weighted judges average probabilities.
+choice, mean score); for the ``logprob`` method the mean of the distributions, as
+AlpacaEval's weighted judges average probabilities.
 """
 
 from __future__ import annotations
@@ -18,32 +18,17 @@ from ..engines.base import Usage
 from ..feedback import Feedback
 from ..rm_types import RMType
 
-__all__ = ["vote", "combine_orders", "summed_usage", "side", "from_distribution"]
+__all__ = ["vote", "summed_usage", "from_distribution", "mean_distribution"]
 
 
 def summed_usage(feedbacks: Sequence[Feedback]) -> Usage | None:
     """The total token usage of several requests (None when none reported any)."""
     usages = [f.usage for f in feedbacks if f.usage is not None]
-    if not usages:
-        return None
-    cached = [u.cached_tokens for u in usages]
-    return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
-                 completion_tokens=sum(u.completion_tokens for u in usages),
-                 cached_tokens=None if all(c is None for c in cached) else sum(c or 0 for c in cached))
+    return sum(usages[1:], usages[0]) if usages else None
 
 
-def side(rm_type: RMType, verdict: Any) -> int:
-    """Which response a pairwise verdict favours: 1 A, -1 B, 0 a tie.
-
-    >>> from icrm.rm_types import PAIRWISE
-    >>> side(PAIRWISE, "A+"), side(PAIRWISE, "A=B"), side(PAIRWISE, "B++")
-    (1, 0, -1)
-    """
-    reward = rm_type.reward(verdict)
-    return 0 if reward == 0.5 else (1 if reward > 0.5 else -1)
-
-
-def _mean_distribution(rm_type: RMType, feedbacks: Sequence[Feedback]) -> dict[str, float]:
+def mean_distribution(rm_type: RMType, feedbacks: Sequence[Feedback]) -> dict[str, float]:
+    """The mean of the judgements' distributions over the verdicts (``logprob``)."""
     keys = [str(v) for v in rm_type.verdicts]
     return {k: statistics.fmean(f.probabilities.get(k, 0.0) for f in feedbacks) for k in keys}  # type: ignore[union-attr]
 
@@ -78,7 +63,7 @@ def vote(rm_type: RMType, samples: Sequence[Feedback]) -> Feedback:
     if not voting:
         return samples[0].model_copy(update=common)
     if all(s.probabilities is not None for s in voting):
-        update = from_distribution(rm_type, _mean_distribution(rm_type, voting))
+        update = from_distribution(rm_type, mean_distribution(rm_type, voting))
     elif rm_type.single:
         mean = statistics.fmean(float(rm_type.verdict(s)) for s in voting)
         update = {rm_type.verdict_key: int(mean + 0.5), "expected_score": mean}
@@ -92,37 +77,3 @@ def vote(rm_type: RMType, samples: Sequence[Feedback]) -> Feedback:
     agreeing = [s for s in voting if rm_type.verdict(s) == final]
     base = agreeing[0] if agreeing else voting[0]
     return base.model_copy(update={**update, **common, "agreement": len(agreeing) / len(voting)})
-
-
-def combine_orders(rm_type: RMType, as_given: Feedback, swapped: Feedback) -> Feedback:
-    """One pairwise feedback from the two orders of a pair.
-
-    Args:
-        rm_type: the pairwise spec.
-        as_given: the judgement of A, B as given.
-        swapped: the judgement of the swapped pair, already told in the given
-            orientation (`RMType.flip`).
-
-    Returns:
-        Both verdicts equal: that verdict. With distributions (``logprob``): the mean
-        distribution's argmax. Otherwise the same side at different strengths gives the
-        weaker verdict, and opposite sides (or one tie) give ``A=B``. ``order_verdicts``
-        holds both, ``position_consistent`` whether they favour the same side. When an
-        order has no verdict, neither does the pair (its reason is kept).
-    """
-    common: dict[str, Any] = {"position": "both", "usage": summed_usage([as_given, swapped]),
-                              "order_verdicts": {"AB": rm_type.verdict(as_given), "BA": rm_type.verdict(swapped)}}
-    if not as_given.ok or not swapped.ok:
-        failed = as_given if not as_given.ok else swapped
-        return failed.model_copy(update=common)
-    first, second = rm_type.verdict(as_given), rm_type.verdict(swapped)
-    common["position_consistent"] = side(rm_type, first) == side(rm_type, second)
-    if as_given.probabilities is not None and swapped.probabilities is not None:
-        update = from_distribution(rm_type, _mean_distribution(rm_type, [as_given, swapped]))
-    elif first == second:
-        update = {rm_type.verdict_key: first}
-    elif common["position_consistent"]:
-        update = {rm_type.verdict_key: min((first, second), key=lambda v: abs(rm_type.reward(v) - 0.5))}
-    else:
-        update = {rm_type.verdict_key: rm_type.verdicts[len(rm_type.verdicts) // 2]}  # the tie
-    return as_given.model_copy(update={**update, **common})

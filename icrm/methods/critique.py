@@ -8,6 +8,7 @@ output the server keeps the object to the feedback schema.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engines.base import GenerationRequest, GenerationResult
@@ -30,8 +31,10 @@ class Critique(JudgingMethod):
             return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
         return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
 
-    def read_all(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> list[Feedback]:
+    def read_all(self, result: GenerationResult, rm_type: RMType, examples: Sequence[Mapping[str, Any]] = (),
+                 **envelope: Any) -> list[Feedback]:
         keys = self.answer_keys(rm_type)
-        return [rm_type.build(text, result.usage if i == 0 else None, keys, finish_reason=finish, method=self.name,
+        return [rm_type.build(text, result.usage if i == 0 else None, keys, examples, finish_reason=finish,
+                              method=self.name,
                               cache_hit=result.cache_hit, latency_s=result.latency_s, **envelope)
                 for i, (text, finish) in enumerate(zip(result.texts, result.finish_reasons))]

@@ -18,10 +18,11 @@ that give them — never a silent argmax.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engines.base import GenerationRequest, GenerationResult
-from ..errors import ConfigError, FeedbackParseError
+from ..errors import ConfigError, EngineError, FeedbackParseError
 from ..feedback import Feedback
 from ..rm_types import RMType
 from .base import JudgingMethod
@@ -30,6 +31,8 @@ from .combine import from_distribution
 __all__ = ["Logprob", "label_distribution", "TOP_LOGPROBS", "LOGPROB_ENGINES"]
 
 TOP_LOGPROBS = 20  # the most OpenAI's API returns
+MAX_TOP_ENTRIES = 100  # entries read per position, however many a server sends
+LOGPROB_TOLERANCE = 1e-4  # servers round log(1) to a hair above 0
 LOGPROB_ENGINES = "vllm, sglang, llamacpp, or an OpenAI-compatible API that returns top_logprobs"
 _STRIP = " \t\n\r\"'`▁Ġ"  # spaces, quotes, and the space markers of SentencePiece / byte-level BPE
 
@@ -65,7 +68,8 @@ class Logprob(JudgingMethod):
         return GenerationRequest(messages=[{"role": "user", "content": prompt}],
                                  kwargs={**kwargs, "logprobs": True, "top_logprobs": TOP_LOGPROBS})
 
-    def read_all(self, result: GenerationResult, rm_type: RMType, **envelope: Any) -> list[Feedback]:
+    def read_all(self, result: GenerationResult, rm_type: RMType, examples: Sequence[Mapping[str, Any]] = (),
+                 **envelope: Any) -> list[Feedback]:
         if result.logprobs is None or all(lp is None for lp in result.logprobs):
             raise ConfigError(f"method 'logprob' needs token logprobs, but the {result.engine} server returned none; "
                               f"use an engine that gives them ({LOGPROB_ENGINES}), or another method", fatal=True)
@@ -74,7 +78,7 @@ class Logprob(JudgingMethod):
             common = {"raw_text": text, "finish_reason": finish, "cache_hit": result.cache_hit,
                       "latency_s": result.latency_s, "method": self.name, **envelope}
             try:
-                distribution, mass = label_distribution(logprobs, rm_type, text)
+                distribution, mass = label_distribution(logprobs, rm_type, text, result.engine)
             except FeedbackParseError as e:
                 feedbacks.append(rm_type.feedback_class(parse_error=str(e), parse_error_reason=e.reason, **common))
                 continue
@@ -88,12 +92,15 @@ def _with_usage(feedbacks: list[Feedback], result: GenerationResult) -> list[Fee
     return [f.model_copy(update={"usage": result.usage if i == 0 else None}) for i, f in enumerate(feedbacks)]
 
 
-def label_distribution(logprobs: dict[str, Any] | None, rm_type: RMType, text: str = "") -> tuple[dict[str, float], float]:
+def label_distribution(logprobs: Any, rm_type: RMType, text: str = "",
+                       engine: str = "the server") -> tuple[dict[str, float], float]:
     """The distribution over `rm_type`'s verdicts from a choice's logprobs (the server's
     completions or chat shape), and the mass its labels held before renormalising.
 
     Raises:
         FeedbackParseError: (``no_label``) no label among the first token's top logprobs.
+        EngineError: logprobs that are not logprobs: a wrong shape, a token that is not
+            text, a value that is not a finite number <= 0 (`malformed_logprobs`).
 
     >>> from icrm.rm_types import PAIRWISE
     >>> chat = {"content": [{"token": "2", "logprob": -0.1,
@@ -104,34 +111,69 @@ def label_distribution(logprobs: dict[str, Any] | None, rm_type: RMType, text: s
     >>> round(distribution["A+"], 3), round(distribution["A=B"], 3), round(mass, 3)
     (0.75, 0.25, 0.8)
     """
-    top = _first_top_logprobs(logprobs or {})
+    top = _first_top_logprobs(logprobs if logprobs is not None else {}, engine)
     labels = dict(zip(rm_type.labels, rm_type.verdicts))
     mass_by_verdict = {str(v): 0.0 for v in rm_type.verdicts}
-    for token, logprob in top.items():
+    for token, logprob in top:
         verdict = labels.get(token.strip(_STRIP))
-        if verdict is not None and logprob is not None and math.isfinite(logprob):
+        if verdict is not None:
             mass_by_verdict[str(verdict)] += math.exp(logprob)
     mass = sum(mass_by_verdict.values())
     if mass <= 0:
-        shown = ", ".join(repr(t) for t in list(top)[:5]) or "none"
+        shown = ", ".join(repr(t[:20]) for t, _ in top[:5]) or "none"
         raise FeedbackParseError(f"no verdict label ({', '.join(rm_type.labels)}) among the first token's top "
                                  f"logprobs (top: {shown})", text, "no_label")
-    return {k: p / mass for k, p in mass_by_verdict.items()}, mass
+    return {k: p / mass for k, p in mass_by_verdict.items()}, min(mass, 1.0)
 
 
-def _first_top_logprobs(logprobs: dict[str, Any]) -> dict[str, float]:
-    """``{token: logprob}`` of the first generated token, from either API shape."""
+def _first_top_logprobs(logprobs: Any, engine: str) -> list[tuple[str, float]]:
+    """``(token, logprob)`` pairs of the first generated token, from either API shape,
+    each token once (its first entry), at most `MAX_TOP_ENTRIES`.
+
+    Raises:
+        EngineError: a shape or value that logprobs cannot have.
+    """
+    def malformed(what: str) -> EngineError:
+        return EngineError(f"{engine}: malformed logprobs from the server: {what}", engine=engine)
+
+    if not isinstance(logprobs, dict):
+        raise malformed(f"expected an object, got {type(logprobs).__name__}")
+    pairs: list[tuple[Any, Any]] = []
     if "content" in logprobs:  # chat: [{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}]
         content = logprobs.get("content") or []
+        if not isinstance(content, list):
+            raise malformed("'content' is not a list")
         if not content:
-            return {}
+            return []
         first = content[0]
-        top = {e["token"]: e["logprob"] for e in first.get("top_logprobs") or []}
-        top.setdefault(first.get("token", ""), first.get("logprob"))
-        return top
-    tops = logprobs.get("top_logprobs") or []  # completions: top_logprobs is a list of {token: logprob}
-    top = dict(tops[0]) if tops and tops[0] else {}
-    tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
-    if tokens and values:
-        top.setdefault(tokens[0], values[0])
-    return top
+        if not isinstance(first, dict):
+            raise malformed("a 'content' entry is not an object")
+        entries = first.get("top_logprobs") or []
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries[:MAX_TOP_ENTRIES]):
+            raise malformed("'top_logprobs' is not a list of objects")
+        for entry in [*entries[:MAX_TOP_ENTRIES], first]:
+            if "token" not in entry or "logprob" not in entry:
+                raise malformed("an entry lacks 'token' or 'logprob'")
+            pairs.append((entry["token"], entry["logprob"]))
+    else:  # completions: top_logprobs is a list of {token: logprob}
+        tops = logprobs.get("top_logprobs") or []
+        if not isinstance(tops, list):
+            raise malformed("'top_logprobs' is not a list")
+        if tops and tops[0] is not None:
+            if not isinstance(tops[0], dict):
+                raise malformed("a 'top_logprobs' entry is not a {token: logprob} object")
+            pairs += list(tops[0].items())[:MAX_TOP_ENTRIES]
+        tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
+        if isinstance(tokens, list) and isinstance(values, list) and tokens and values:
+            pairs.append((tokens[0], values[0]))
+    out: dict[str, float] = {}
+    for token, logprob in pairs:
+        if not isinstance(token, str):
+            raise malformed(f"a token is {type(token).__name__}, not text")
+        if logprob is None:  # some servers give no logprob for the sampled token
+            continue
+        if isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or not math.isfinite(logprob) \
+                or logprob > LOGPROB_TOLERANCE:
+            raise malformed(f"the logprob of {token[:20]!r} is {logprob!r:.40}, not a finite number <= 0")
+        out.setdefault(token, min(float(logprob), 0.0))
+    return list(out.items())

@@ -13,9 +13,9 @@ import socket
 from ..config import ICRMConfig
 from ..errors import ConfigError
 from .app import create_app, score_to_reward, split_query
-from .options import ServiceOptions, resolve_serve_options
+from .options import ServiceOptions, resolve_serve_options, service_environ
 
-__all__ = ["create_app", "serve", "score_to_reward", "split_query", "ServiceOptions", "resolve_serve_options"]
+__all__ = ["create_app", "serve", "score_to_reward", "split_query", "ServiceOptions", "resolve_serve_options", "service_environ"]
 
 GRACEFUL_SHUTDOWN_S = 30
 

@@ -100,10 +100,10 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         return state["icrm"]
 
     async def authorized(request: Request) -> None:
-        if options.api_key is None:
+        if options.bearer_key is None:
             return
         given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {options.api_key}".encode()):
+        if not hmac.compare_digest(given.encode(), f"Bearer {options.bearer_key}".encode()):
             raise Refused(401, "Unauthorized", "missing or wrong bearer key: send 'Authorization: Bearer <key>'",
                           {"WWW-Authenticate": "Bearer"})
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from icrm.core import random_order
+from icrm.position import random_order
 from icrm.evaluation.judgebench import FAMILIES
 from icrm.evaluation.rewardbench2 import SUBSETS
 from tests.conftest import ROOT

@@ -3,7 +3,8 @@
 import pytest
 
 from icrm.feedback import IndividualFeedback, PairwiseFeedback
-from icrm.methods.combine import combine_orders, vote
+from icrm.methods.combine import vote
+from icrm.position import combine_orders, flip
 from icrm.methods.logprob import label_distribution
 from icrm.rm_types import INDIVIDUAL, PAIRWISE
 
@@ -57,7 +58,7 @@ def test_combine_orders_votes_with_ties(as_given, swapped, choice, consistent):
 
 def test_a_judge_that_always_says_a_is_inconsistent_and_a_tie():
     # It says "A+" in both orders; the swapped one, told back, favours B.
-    swapped = PAIRWISE.flip(pair("A+"))
+    swapped = flip(PAIRWISE, pair("A+"))
     combined = combine_orders(PAIRWISE, pair("A+"), swapped)
     assert (combined.choice, combined.position_consistent) == ("A=B", False)
 
@@ -65,7 +66,7 @@ def test_a_judge_that_always_says_a_is_inconsistent_and_a_tie():
 def test_combine_orders_averages_distributions_and_flips_the_swapped_one():
     given = {"A++": 0.6, "A+": 0.2, "A=B": 0.2, "B+": 0.0, "B++": 0.0}
     swapped_raw = {"A++": 0.0, "A+": 0.0, "A=B": 0.2, "B+": 0.4, "B++": 0.4}  # B (the given A) preferred
-    swapped = PAIRWISE.flip(pair("B+", probabilities=swapped_raw, p_a_better=0.2))
+    swapped = flip(PAIRWISE, pair("B+", probabilities=swapped_raw, p_a_better=0.2))
     assert swapped.probabilities == {"B++": 0.0, "B+": 0.0, "A=B": 0.2, "A+": 0.4, "A++": 0.4}
     assert swapped.p_a_better == pytest.approx(0.8)
     combined = combine_orders(PAIRWISE, pair("A++", probabilities=given, p_a_better=0.8), swapped)

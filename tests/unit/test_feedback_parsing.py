@@ -96,10 +96,13 @@ def test_an_object_without_the_shape_is_missing_keys():
     assert info.value.reason == "missing_keys"
 
 
-def test_run_on_into_another_example_keeps_the_first_answer():
+def test_run_on_into_another_example_with_its_own_feedback_is_ambiguous():
+    # Whichever object comes first, neither is taken: one of them is not the answer.
     text = (individual(8) + '\n\n## Example 4\n<|begin_of_history|>\nN/A\n'
             '<|end_of_history|>\n### Feedback\n<|begin_of_feedback|>\n' + individual(2))
-    assert parse_feedback(text, "individual")["score"] == 8
+    with pytest.raises(FeedbackParseError) as info:
+        parse_feedback(text, "individual")
+    assert info.value.reason == "ambiguous"
 
 
 def test_broken_first_object_does_not_take_a_later_examples_score():
@@ -109,9 +112,13 @@ def test_broken_first_object_does_not_take_a_later_examples_score():
         parse_feedback(text, "individual")
 
 
-def test_end_of_feedback_marker_ends_the_answer():
+def test_an_object_after_the_end_of_feedback_marker_makes_the_answer_ambiguous():
     text = individual(4) + '<|end_of_feedback|>{"score": 9}'
-    assert parse_feedback(text, "individual")["score"] == 4
+    with pytest.raises(FeedbackParseError) as info:
+        parse_feedback(text, "individual")
+    assert info.value.reason == "ambiguous"
+    # Text after the marker that holds no feedback object leaves the answer whole.
+    assert parse_feedback(individual(4) + "<|end_of_feedback|>\n## Example 5\nThe user asks", "individual")["score"] == 4
 
 
 def test_repairable_json_syntax_in_a_closed_object_is_accepted():
@@ -154,7 +161,7 @@ def test_schema_lists_every_key_and_bounds_text():
 @pytest.mark.parametrize(
     ("name", "rm_type", "expected"),
     [
-        ("completion_individual_runon.txt", "individual", 4),
+        ("completion_individual_runon.txt", "individual", None),  # runs on into a second feedback object
         ("chat_individual_constrained.txt", "individual", 3),
         ("chat_pairwise_constrained.txt", "pairwise", "A++"),
         ("chat_unconstrained_prose.txt", "individual", None),

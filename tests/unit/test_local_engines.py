@@ -41,5 +41,5 @@ def test_too_few_gpus_is_an_error_before_launching(monkeypatch):
     with pytest.raises(ConfigError, match=r"needs 4 GPU\(s\) \(num_workers=2 x num_gpu_per_worker=2\), but 1 are visible"):
         gpu_slices("sglang", 2, 2)
     monkeypatch.setenv("ICRM_LLAMACPP_THREADS", "many")
-    with pytest.raises(ConfigError, match="ICRM_LLAMACPP_THREADS must be a positive int"):
+    with pytest.raises(ConfigError, match="ICRM_LLAMACPP_THREADS must be a whole number > 0"):
         llamacpp_argv("/m.gguf", "m")(1)

@@ -1,0 +1,5 @@
+"""``python -m icrm.cli``: the ``icrm`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,165 @@
+"""`JudgeSpec`: a judge's configuration made concrete — its rm type and judging method
+resolved once, its templates and shots pool loaded and checked — with no engine, no
+worker and no event loop.
+
+Everything that decides a run before the first request lives here: the prompt of an
+item, the shots it sees, the generation kwargs it is sent with, the run's fingerprint
+fields. `icrm.core.ICRMCore` (an `ICRM`) is a `JudgeSpec` with an engine; the Ray
+driver and a run being prepared (`icrm.scoring.ScoreRun`) need only the spec.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .config import ICRMConfig
+from .engines.base import check_generation_kwargs
+from .methods import JudgingMethod, get_method
+from .prompt import PromptBuilder
+from .provenance import engine_choice, generation_kwargs, run_fields
+from .rm_types import RMType, get_rm_type
+from .shots import Shot, ShotsPool
+
+__all__ = ["JudgeSpec", "ShotsArg", "item_fields"]
+
+ShotsArg = Sequence[Mapping[str, Any] | Shot] | None
+
+
+class JudgeSpec:
+    """A judge without its engine (see the module docstring).
+
+    Args:
+        config: the configuration.
+
+    Attributes:
+        config: the configuration.
+        rm_type: the rm type (`icrm.rm_types.RMType`), resolved once.
+        method: the judging method, resolved once (`icrm.methods.JudgingMethod`).
+        prompts: the prompt builder of `method` (templates and shots pool).
+        engine_name, model_name: what will judge (`icrm.provenance.engine_choice`).
+
+    Raises:
+        ConfigError: a bad template or shots pool, or more shots than the pool holds.
+    """
+
+    def __init__(self, config: ICRMConfig) -> None:
+        self._load_spec(config)
+
+    def _load_spec(self, config: ICRMConfig) -> None:
+        self.config = config
+        self.rm_type: RMType = get_rm_type(config.rm_type)
+        self.method: JudgingMethod = get_method(config.method)
+        self._builders: dict[str, PromptBuilder] = {}
+        self.prompts = self.builder(self.method)
+        self._rng = random.Random(config.seed)
+        # Check num_shots and the mode now, not at the first call.
+        self.prompts.sample(config.num_shots, config.shot_sampling_mode, random.Random(config.seed))
+        choice = engine_choice(config, self.method)
+        self.engine_name: str = choice.name
+        self.model_name: str | None = choice.model
+
+    num_shots = property(lambda self: self.config.num_shots, doc="Shots shown per judgement.")
+    shot_sampling_mode = property(lambda self: self.config.shot_sampling_mode, doc="``fixed`` or ``random``.")
+    seed = property(lambda self: self.config.seed, doc="The seed of shot sampling, placement and sampled generation.")
+    verbose = property(lambda self: self.config.verbose, doc="Whether each prompt is logged.")
+    template_hash = property(lambda self: self.prompts.template_hash, doc="12 hex digits of the templates' SHA-256.")
+
+    @property
+    def shots_pool(self) -> ShotsPool:
+        """The shots pool."""
+        return self.prompts.pool
+
+    def method_for(self, method: str | JudgingMethod | None) -> JudgingMethod:
+        """`method` resolved (None: this judge's own, resolved once at start).
+
+        Raises:
+            ConfigError: an unknown method name.
+        """
+        return self.method if method is None else get_method(method)
+
+    def builder(self, method: JudgingMethod) -> PromptBuilder:
+        """The prompt builder of `method` (loaded once per method).
+
+        Raises:
+            ConfigError: a bad template or shots pool.
+        """
+        found = self._builders.get(method.name)
+        if found is None:
+            config = self.config
+            found = self._builders[method.name] = PromptBuilder.load(
+                self.rm_type, method, config.template_path, config.shot_template_path, config.feedback_template_path,
+                config.shots_pool_path)
+        return found
+
+    def run_fields(self, generation_kwargs: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+        """What defines this judge's runs (`icrm.provenance.run_fields`: the fingerprint
+        fields) with the caller's `generation_kwargs` and a surface's `extra` fields."""
+        return run_fields(self.config, generation_kwargs, self.prompts, **extra)
+
+    provenance = run_fields
+
+    def check_generation_kwargs(self, kwargs: Mapping[str, Any], also: Sequence[str] = ()) -> dict[str, Any]:
+        """Validate a caller's generation kwargs (`icrm.engines.base.check_generation_kwargs`).
+
+        Raises:
+            ConfigError: an unknown name (hinting at `also`, the caller's other options)
+                or a bad value.
+        """
+        return check_generation_kwargs(dict(kwargs), also)
+
+    def generation_kwargs(self, method: JudgingMethod, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The generation kwargs one judgement is sent with (`icrm.provenance.generation_kwargs`)."""
+        return generation_kwargs(self.config, method, self.rm_type, given)
+
+    def sample_shots(self, num_shots: int | None = None, mode: str | None = None) -> list[dict[str, Any]]:
+        """Pick shots from the pool, as the shot dicts it was loaded from.
+
+        Args:
+            num_shots: how many (default: this judge's `num_shots`).
+            mode: ``fixed`` or ``random`` (default: this judge's mode). ``random`` draws
+                from this judge's generator seeded with `seed`, so two judges with the
+                same seed draw the same sequence.
+
+        Raises:
+            ConfigError: unknown mode, or more shots than the pool holds.
+        """
+        return [s.record for s in self.sample(num_shots, mode)]
+
+    def sample(self, num_shots: int | None = None, mode: str | None = None) -> list[Shot]:
+        """`sample_shots` as `Shot` objects."""
+        return self.prompts.sample(self.num_shots if num_shots is None else num_shots,
+                                   mode or self.shot_sampling_mode, self._rng)
+
+    def render_prompt(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
+                      shots: ShotsArg = None, method: str | None = None, **context: Any) -> str:
+        """The full prompt for one judgement: instruction, rules, shots, then the example.
+
+        Args:
+            conversation: individual mode: the conversation to judge.
+            conversation_A, conversation_B: pairwise mode: the two conversations.
+            shots: shot dicts (or `Shot` objects) to show; None = sample from the pool.
+            method: the judging method (default: this judge's).
+            **context: the item's other fields (``reference``, ``rubric``, ...).
+
+        Returns:
+            The prompt text, ending where the judge's answer begins.
+
+        Raises:
+            InputError: an invalid conversation, naming the turn.
+            ConfigError: an invalid shot, naming its index and field.
+        """
+        builder = self.builder(self.method_for(method))
+        chosen = self.sample() if shots is None else builder.shots(shots)
+        return builder.render(item_fields(conversation, conversation_A, conversation_B), chosen, context)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(engine={self.engine_name!r}, model_name={self.model_name!r}, "
+                f"rm_type={self.rm_type.name!r}, num_shots={self.num_shots})")
+
+
+def item_fields(conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None) -> dict[str, Any]:
+    """The conversations given, by field name (None values left out)."""
+    given = {"conversation": conversation, "conversation_A": conversation_A, "conversation_B": conversation_B}
+    return {k: v for k, v in given.items() if v is not None}
