@@ -240,14 +240,20 @@ def from_sources(model: type[M], flags: Mapping[str, Any], environ: Mapping[str,
             values[name] = environ[env_name(name)]
         elif surface is not None and option_default(name, surface, model) != model.model_fields[name].default:
             values[name] = option_default(name, surface, model)
+    env_fields = set(env_fields)
+
+    def sources(name: str) -> str:
+        return f" (flag --{name} or {env_name(name)})" if name in env_fields else ""
+
     try:
         return model(**values)
     except ValidationError as e:
         name = str(e.errors()[0]["loc"][0]) if e.errors()[0]["loc"] else "value"
-        raise config_error(e, f" (flag --{name} or {env_name(name)})") from None
+        error = config_error(e, sources(name))
+        raise (error if name in env_fields else ConfigError(f"--{error}")) from None
     except ConfigError as e:  # a boolean that is not one, named by its field
         name = str(e).split()[0]
-        raise ConfigError(f"{e} (flag --{name} or {env_name(name)})") from None
+        raise ConfigError(f"{e}{sources(name)}" if name in env_fields else f"--{e}") from None
 
 
 def config_error(error: ValidationError, how: str = "") -> ConfigError:

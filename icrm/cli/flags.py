@@ -67,8 +67,8 @@ def command(name: str, positional: Sequence[str], models: Sequence[type[BaseMode
         given = {k: v for k, v in bound.arguments.items() if k not in positional and not isinstance(v, Default)}
         variables = environ(given) if environ is not None else os.environ
         config = from_sources(ICRMConfig, {k: v for k, v in given.items() if k in config_fields}, variables, surface)
-        parsed = [from_sources(model, {k: v for k, v in given.items() if k in model.model_fields},
-                               variables if model in env_models else {}) for model in models]
+        parsed = [from_sources(model, {k: v for k, v in given.items() if k in model.model_fields}, variables,
+                               env_fields=None if model in env_models else ()) for model in models]
         run(*(bound.arguments.get(p) for p in positional), config, *parsed)
 
     run_command.__signature__ = signature  # type: ignore[attr-defined]

@@ -10,12 +10,17 @@ processes the server started, such as vLLM's engine core). A kernel parent-death
 cannot do this on every launch path: it fires when the launching *thread* exits, and a
 server that handles SIGTERM gracefully keeps generating for minutes.
 
+The server itself gets a parent-death signal (Linux ``PR_SET_PDEATHSIG``, SIGKILL) set
+before it starts: the guard is single-threaded, so the signal fires when the guard dies,
+even by ``kill -9``, and the server goes with it.
+
 It exits with the server's exit status (128 + N for a server killed by signal N).
 Standard library only, run by path, so it starts in milliseconds without importing icrm.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -23,6 +28,15 @@ import sys
 import time
 
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_the_guard() -> None:
+    """In the server, before it starts: SIGKILL when the guard (its parent) dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the guard's own watch still applies
+        pass
 
 
 def main(argv: list[str]) -> int:
@@ -33,7 +47,7 @@ def main(argv: list[str]) -> int:
     # SIGTERM/SIGINT reach the whole group (the server gets them too): wait for it to exit.
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
-    server = subprocess.Popen(command)
+    server = subprocess.Popen(command, preexec_fn=_die_with_the_guard)
     while True:
         code = server.poll()
         if code is not None:

@@ -156,6 +156,7 @@ class Worker:
             code = self._process.returncode
             self._failed = True
             _live_workers.discard(self)
+            _kill_group(self._process)  # the guard died alone: take down what it led
             raise EngineConnectionError(
                 f"{self.name} worker exited with status {code} (log: {self.log_path}); "
                 f"last log lines:\n{log_tail(self.log_path)}",
@@ -176,7 +177,7 @@ class Worker:
         """
         process, self._process = self._process, None
         _live_workers.discard(self)
-        if process is not None and process.poll() is None:
+        if process is not None:  # the group outlives a guard killed alone: stop it either way
             _kill_group(process)
             logger.info("stopped %s worker on port %d", self.name, self.port)
         if not self._failed:
@@ -192,16 +193,29 @@ class Worker:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after `STOP_GRACE_S`, to the group the guard leads — also
+    when the guard itself is gone and only its server is left in the group."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             return
-        try:
-            process.wait(STOP_GRACE_S)
-            return
-        except subprocess.TimeoutExpired:
+        if not _wait_for_group(process, STOP_GRACE_S):
             continue
+        return
+
+
+def _wait_for_group(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether every process of the group is gone within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _close_live_workers() -> None:

@@ -33,10 +33,10 @@ def test_false_means_false(mock_llm, tmp_path):
 
 @pytest.mark.parametrize(("flags", "expected"), [
     (("--use_cache", "maybe"), "use_cache must be a boolean"),
-    (("--timeout", "abc"), "timeout must be a finite number, got 'abc'"),
-    (("--timeout", "-5"), "timeout must be a number > 0"),
-    (("--num_shots", "-1"), "num_shots must be a whole number >= 0"),
-    (("--temperature", "inf"), "temperature must be"),
+    (("--timeout", "abc"), "timeout (flag --timeout or ICRM_TIMEOUT) must be a finite number, got 'abc'"),
+    (("--timeout", "-5"), "timeout (flag --timeout or ICRM_TIMEOUT) must be a number > 0"),
+    (("--num_shots", "-1"), "num_shots (flag --num_shots or ICRM_NUM_SHOTS) must be a whole number >= 0"),
+    (("--temperature", "inf"), "--temperature must be"),
 ])
 def test_bad_values_are_one_line_and_exit_2(flags, expected):
     line = one_line_error(icrm_cli("test", EXAMPLES / "test_individual.json", "--engine", "mock",
