@@ -12,7 +12,8 @@ import socket
 
 from ..config import ICRMConfig
 from ..errors import ConfigError
-from .app import create_app, score_to_reward, split_query
+from ..integrations.openrlhf import split_query
+from .app import create_app, score_to_reward
 from .options import ServiceOptions, resolve_serve_options, service_environ
 
 __all__ = ["create_app", "serve", "score_to_reward", "split_query", "ServiceOptions", "resolve_serve_options", "service_environ"]

@@ -1,4 +1,5 @@
-"""The request bodies the reward service accepts: Infernet, icrm's batch, OpenRLHF.
+"""The request bodies the reward service accepts: Infernet's and icrm's batch (OpenRLHF's
+is `icrm.integrations.openrlhf.OpenRLHFRequest`).
 
 Pydantic models, so FastAPI validates them and documents them in ``/openapi.json``;
 each field has its docstring. Numbers are finite (``"temperature": Infinity`` is a 422).
@@ -18,7 +19,6 @@ __all__ = [
     "LLMRequestData",
     "InfernetInput",
     "RewardRequest",
-    "OpenRLHFRequest",
 ]
 
 
@@ -118,15 +118,3 @@ class RewardRequest(GenerationOverrides):
     """Must match the server's rm_type when given."""
     items: list[Item] = Field(min_length=1)
     """What to judge; run concurrently."""
-
-
-class OpenRLHFRequest(BaseModel):
-    """OpenRLHF's remote reward request (``openrlhf/utils/agent.py``, v0.11:
-    ``{"query", "prompts", "labels"}``; an extra server of several gets ``query: []``)."""
-
-    query: list[str]
-    """Prompt + response texts, one per sample (may be empty)."""
-    prompts: list[str] | None = None
-    """The prompt texts; the response is ``query`` with its prompt prefix removed."""
-    labels: list[Any] | None = None
-    """Reference labels (unused by an in-context reward model)."""

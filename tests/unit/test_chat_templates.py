@@ -7,7 +7,7 @@ import ctypes
 import pytest
 
 from icrm.chat_templates import END_TOKENS, split_templated
-from icrm.service.app import split_query
+from icrm.integrations.openrlhf import split_query
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
