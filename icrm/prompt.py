@@ -182,7 +182,9 @@ class PromptBuilder:
         return self.shot_template.render({"index": index, **values, "feedback": written})
 
     def _neutralized(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: neutralize(v, self._headings) if isinstance(v, str) else v for k, v in values.items()}
+        # Keys too: a Jinja template may show a row's keys (``{% for k, v in row.items() %}``).
+        return {(neutralize(k, self._headings) if isinstance(k, str) else k):
+                (neutralize(v, self._headings) if isinstance(v, str) else v) for k, v in values.items()}
 
 
 def _template(path: str | Path | None, default: str, required: Sequence[str],

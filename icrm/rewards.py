@@ -33,7 +33,7 @@ from .feedback import JUDGEMENT_FIELDS, FeedbackBase
 from .rm_types import RMType
 
 __all__ = ["result_fields", "result_row", "reward", "judge_failed", "JudgeDownPolicy", "POLICIES", "judge_down",
-           "trainer_extras"]
+           "raise_if_judge_down", "trainer_extras"]
 
 # Kinds of error that mean the judge did not answer (see the module docstring).
 _NOT_THE_JUDGE = (None, "input")

@@ -25,8 +25,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import ConfigError, EngineError
+from ..errors import ConfigError
 from ..feedback import Feedback
+from ..rewards import raise_if_judge_down, reward
 from ..trajectory import judgeable_turns
 
 __all__ = ["reward_function", "async_reward_function", "RewardBatch"]
@@ -69,18 +70,20 @@ class RewardBatch:
 
     def rewards(self, feedbacks: Sequence[Feedback], log_metric: Callable[[str, float], None] | None) -> list[float | None]:
         """One reward per feedback, None where it holds no verdict; the count of those is
-        logged (and reported to TRL as ``icrm/unjudged`` when it passes ``log_metric``)."""
-        rewards = [self.icrm.rm_type.feedback_reward(f) for f in feedbacks]
+        logged (and reported to TRL as ``icrm/unjudged`` when it passes ``log_metric``).
+
+        Raises:
+            EngineError: the judge answered none of the call's samples (`icrm.rewards.POLICIES`, ``trl``).
+        """
         unjudged = [f for f in feedbacks if not f.ok]
         if unjudged:
             reasons = sorted({f.error_kind or f.parse_error_reason or "parse" for f in unjudged})
             logger.warning("icrm: %d of %d samples got no reward (%s); TRL skips them", len(unjudged), len(feedbacks),
                            ", ".join(reasons))
-            if all(f.error_kind not in (None, "input") for f in feedbacks):  # the judge itself is down
-                raise EngineError(f"the judge answered none of {len(feedbacks)} samples: {unjudged[0].error}")
+        raise_if_judge_down(feedbacks, "trl")
         if log_metric is not None:
             log_metric("icrm/unjudged", float(len(unjudged)))
-        return rewards
+        return [reward(self.icrm.rm_type, f) for f in feedbacks]
 
 
 def reward_function(icrm: Any, reference_column: str | None = None, concurrency: int = 64,

@@ -19,7 +19,14 @@ messages), which the dataset's preprocessing must put there::
 result is a dict — ``score`` (the reward in [0, 1]: (score − 1) / 9, or from the
 expected score with ``logprob``), ``icrm_score`` (the judge's 1–10, 0 when none) and
 ``icrm_failed`` (1.0 when the judge gave no verdict: then ``score`` is ``failure_reward``,
-default 0.0) — so verl logs all three.
+default 0.0) — so verl logs all three; it also answers ``result[0]`` with the reward, as
+the legacy PRIME manager reads results (`ScoreDict`).
+
+A judge that could not answer is raised (`icrm.rewards.POLICIES`, ``verl``), never a
+reward. verl's reward loop then fails the step; the legacy PRIME manager, which runs
+``compute_score`` in a process pool, turns any raised error into 0.0 for that sample
+(``verl/workers/reward_manager/prime.py``) — with PRIME, watch the judge's health
+(``icrm serve`` ``/health``) rather than rely on the raise.
 
 This module uses absolute imports, so verl can also load it by file path.
 """
@@ -33,10 +40,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from icrm.config import ICRMConfig
-from icrm.errors import ConfigError, EngineError
+from icrm.errors import ConfigError
+from icrm.rewards import raise_if_judge_down, reward, trainer_extras
 from icrm.trajectory import judgeable_turns
 
-__all__ = ["compute_score", "compute_score_async", "compute_score_batch", "shared_icrm", "PROMPT_KEY"]
+__all__ = ["compute_score", "compute_score_async", "compute_score_batch", "shared_icrm", "ScoreDict", "PROMPT_KEY"]
 
 PROMPT_KEY = "prompt"
 # Keyword arguments verl's reward loop adds itself when a reward-model router is set up.
@@ -81,13 +89,23 @@ def _item(solution_str: Any, extra_info: Any) -> dict[str, Any]:
     return {"conversation": judgeable_turns(extra_info[PROMPT_KEY], solution_str)}
 
 
-def _result(icrm: Any, feedback: Any, failure_reward: float) -> dict[str, float]:
-    reward = icrm.rm_type.feedback_reward(feedback)
-    if reward is None and feedback.error_kind not in (None, "input"):
-        raise EngineError(f"icrm: the judge could not answer: {feedback.error}")  # never a reward from an outage
-    verdict = icrm.rm_type.verdict(feedback) if feedback.ok else None
-    return {"score": failure_reward if reward is None else reward,
-            "icrm_score": 0.0 if verdict is None else float(verdict), "icrm_failed": 0.0 if feedback.ok else 1.0}
+class ScoreDict(dict):  # type: ignore[type-arg]
+    """verl's result for one sample: a dict (``score``, ``icrm_score``, ``icrm_failed``:
+    what verl's reward loop and its naive, batch and DAPO managers read and log) that
+    also answers ``result[0]`` with the reward, as the legacy PRIME manager reads its
+    results (``float(result[0])`` for anything not a number). Pickles as a dict."""
+
+    def __getitem__(self, key: Any) -> Any:
+        return dict.__getitem__(self, "score") if key == 0 else dict.__getitem__(self, key)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ScoreDict, (dict(self),))
+
+
+def _result(icrm: Any, feedback: Any, failure_reward: float) -> ScoreDict:
+    raise_if_judge_down([feedback], "verl")  # never a reward from an outage
+    value = reward(icrm.rm_type, feedback)
+    return ScoreDict(score=failure_reward if value is None else value, **trainer_extras(icrm.rm_type, feedback))
 
 
 def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None,

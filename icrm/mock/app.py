@@ -28,6 +28,7 @@ __all__ = ["create_mock_app"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "mock"
+SYSTEM_FINGERPRINT = "fp_icrm_mock"  # inference-mock's answers carry one
 PROMPT_QUOTE_CHARS = 200
 DEBUG_CHARS = 4000  # of each request / response body logged with debug: true
 REQUEST_LOG_MAX = 10_000
@@ -133,15 +134,15 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         for prompt in prompts:
             rule, text = await answer(prompt, body)
             text, reason = finish(rule, text, body.get("stop"), body.get("max_tokens"))
-            for _ in range(n):
-                choices.append({"index": len(choices), "text": text, "finish_reason": reason,
+            for _ in range(n):  # "content" too: inference-mock's choices carry both
+                choices.append({"index": len(choices), "text": text, "content": text, "finish_reason": reason,
                                 "logprobs": _completion_logprobs(rule, body.get("logprobs"))})
             usage = _usage(rule, prompt, text)
             prompt_tokens += usage[0]
             completion_tokens += usage[1] * n
         payload = {
             "id": f"cmpl-mock-{next(ids)}", "object": "text_completion", "created": int(time.time()),
-            "model": body.get("model") or DEFAULT_MODEL, "choices": choices,
+            "model": body.get("model") or DEFAULT_MODEL, "system_fingerprint": SYSTEM_FINGERPRINT, "choices": choices,
             "usage": _openai_usage(prompt_tokens, completion_tokens),
         }
         if body.get("stream"):
@@ -161,7 +162,7 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         prompt_tokens, completion_tokens = _usage(rule, prompt, text)
         payload = {
             "id": f"chatcmpl-mock-{next(ids)}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model") or DEFAULT_MODEL,
+            "model": body.get("model") or DEFAULT_MODEL, "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": reason,
                          "logprobs": _chat_logprobs(rule, body.get("logprobs"), body.get("top_logprobs"))}
                         for i in range(n)],
@@ -173,7 +174,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> Response:
-        """Anthropic Messages, matched on the system text and message contents."""
+        """Anthropic Messages, matched on the system text and message contents;
+        ``stream: true`` answers with the Messages API's server-sent events."""
         body = await read_body(request)
         system = body.get("system") or ""
         prompt = _messages_text(_require(body, "messages", list), "messages")
@@ -192,6 +194,8 @@ def create_mock_app(config: MockConfig) -> FastAPI:
             "stop_sequence": hit,
             "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
         }
+        if body.get("stream"):
+            return _stream_message(payload)
         return respond(payload, rule.headers if rule else None)
 
     @app.get("/v1/models")
@@ -331,3 +335,27 @@ def _stream_completion(payload: dict[str, Any]) -> StreamingResponse:
         for choice in payload["choices"]:
             yield {**base, "choices": [choice]}
     return _sse(events())
+
+
+def _stream_message(payload: dict[str, Any]) -> StreamingResponse:
+    """Anthropic's Messages stream: message_start, the text block (start, one delta,
+    stop), message_delta with the stop reason and usage, message_stop."""
+    text = payload["content"][0]["text"]
+    usage = payload["usage"]
+    events = [
+        ("message_start", {"type": "message_start", "message": {**payload, "content": [], "stop_reason": None,
+                                                                "stop_sequence": None,
+                                                                "usage": {**usage, "output_tokens": 0}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": text}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": payload["stop_reason"],
+                                                              "stop_sequence": payload["stop_sequence"]},
+                           "usage": {"output_tokens": usage["output_tokens"]}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return StreamingResponse((f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events),
+                             media_type="text/event-stream")

@@ -16,6 +16,7 @@ would (``finish_reason`` ``length`` / ``stop``).
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Mapping
@@ -53,13 +54,15 @@ class MockRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     contains: list[str] | None = None
-    """Substrings that must all occur in the prompt."""
+    """Substrings that must all occur in the prompt (one string is a list of one)."""
     regex: str | None = None
     """A Python regular expression searched for in the prompt."""
     model: str | None = None
     """Only requests naming this model match."""
     response: str | None = None
-    """The text to answer with (required unless ``status`` is an error or ``body`` is set)."""
+    """The text to answer with (required unless ``status`` is an error or ``body`` is set).
+    As in inference-mock, any YAML value is accepted: a number or a boolean is sent as
+    its text (``42``), a mapping or a list as its JSON (a feedback object written as YAML)."""
     body: str | None = None
     """An exact HTTP body to send instead of an API response (e.g. malformed JSON, to
     test a client's handling of broken servers), with ``status``."""
@@ -82,6 +85,24 @@ class MockRule(BaseModel):
     finish_reason: Literal["stop", "length"] | None = None
     """The finish reason to report (e.g. ``length``: the answer was cut by max_tokens),
     whatever the text; None = ``stop``, or ``length`` when strict mode cut it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inference_mock_values(cls, data: Any) -> Any:
+        # inference-mock takes any YAML value as a response, and a string as `contains`.
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        response = data.get("response")
+        if response is not None and not isinstance(response, str):
+            data["response"] = json.dumps(response, ensure_ascii=False) if isinstance(response, (dict, list)) \
+                else json.dumps(response)
+        contains = data.get("contains")
+        if isinstance(contains, str):
+            data["contains"] = [contains]
+        elif isinstance(contains, list):
+            data["contains"] = [c if isinstance(c, str) else json.dumps(c) for c in contains]
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> MockRule:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import os
+from pathlib import Path
 
 from ..errors import ConfigError
+from ..safe_text import dumps, printable
 
 __all__ = ["report", "show"]
 
@@ -28,7 +30,24 @@ def report(*results: str, output: str | None = None, data: str | None = None) ->
     if output is None:  # inside the results directory; beside a scored file, named after it
         first, name = runs[0].path, "report.html" if len(runs) == 1 else "comparison.html"
         output = str(first / name if first.is_dir() else first.with_name(f"{first.stem}.{name}"))
-    print(json.dumps({"report": str(write_report(runs, output)), "items": [len(run.items) for run in runs]}, indent=2))
+    check_output(output, [path for run in runs for path in run.inputs()])
+    print(printable(dumps({"report": str(write_report(runs, output)), "items": [len(run.items) for run in runs]},
+                          indent=2)))
+
+
+def check_output(output: str | Path, inputs: list[Path]) -> None:
+    """A report page may be written to `output`: not a directory, and none of the files
+    the report read (results, summaries, data).
+
+    Raises:
+        ConfigError: naming the file it would overwrite.
+    """
+    path = Path(output)
+    if path.is_dir():
+        raise ConfigError(f"--output {output} is a directory: give the page's file name, e.g. report.html")
+    for source in inputs:
+        if path.exists() and source.exists() and os.path.samefile(path, source):
+            raise ConfigError(f"--output {output} is {source}, which the report reads: give another file")
 
 
 def show(results: str, id: str | None = None, random: int | None = None, where: str | None = None,

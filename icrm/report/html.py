@@ -10,14 +10,15 @@ its rows from the JSON block when the page loads.
 
 from __future__ import annotations
 
-import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from .run import Run
+from ..safe_text import dumps
+from .run import Run, number
 
 __all__ = ["render_report", "write_report", "subset_rows", "compare_subsets"]
 
@@ -41,7 +42,7 @@ def compare_subsets(a: Run, b: Run) -> list[dict[str, Any]]:
     second = {(r["kind"], r["name"]): r for r in subset_rows(b)}
     out = []
     for key in list(first) + [k for k in second if k not in first]:
-        x, y = first.get(key, {}).get("accuracy"), second.get(key, {}).get("accuracy")
+        x, y = number(first.get(key, {}).get("accuracy")), number(second.get(key, {}).get("accuracy"))
         out.append({"kind": key[0], "name": key[1], "a": x, "b": y,
                     "delta": None if x is None or y is None else y - x,
                     "n_a": first.get(key, {}).get("n"), "n_b": second.get(key, {}).get("n")})
@@ -61,7 +62,8 @@ def render_report(runs: list[Run]) -> str:
     # Optional summary fields (position, data, ...) are tested in the template: missing ones are plain Undefined.
     environment = jinja2.Environment(autoescape=True, loader=jinja2.FunctionLoader(_template))
     environment.filters["num"] = _num
-    environment.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
+    environment.filters["percent"] = lambda value: "–" if number(value) is None else f"{100 * value:.1f}%"
+    environment.filters["json"] = lambda value: dumps(value, sort_keys=True, nan=False)
     payload = {"runs": [{"name": run.name, "kind": run.kind, "rm_type": run.meta.get("rm_type"),
                          "items": [item.as_dict() for item in run.items]} for run in runs]}
     return environment.get_template("report.html.j2").render(
@@ -83,17 +85,16 @@ def _template(name: str) -> str:
 
 
 def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return f"[{_num(value[0], 2)}, {_num(value[1], 2)}]"
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+        return f"{value:.{digits}f}" if math.isfinite(value) else "–"
+    return "–" if value is None else str(value)
 
 
 def _script_json(payload: Any) -> str:
-    """JSON safe inside a <script> element: no "</" or "<!--" can end or open anything."""
-    text = json.dumps(payload, ensure_ascii=False, default=str)
+    """JSON safe inside a <script> element: no "</" or "<!--" can end or open anything,
+    and strict (NaN is null), so the browser's JSON.parse takes it."""
+    text = dumps(payload, nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

@@ -11,6 +11,7 @@ the summary, or ``--data`` for a scored file), when that is still readable.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,9 @@ from typing import Any
 
 from ..batch import read_results
 from ..errors import ConfigError, ICRMError
+from ..safe_text import finite
 
-__all__ = ["Run", "Item", "load_run", "STATUSES"]
+__all__ = ["Run", "Item", "load_run", "STATUSES", "number"]
 
 # How an item ended, for filtering: correct / incorrect / partial (a fraction, e.g. a
 # RewardBench tie scores 0.5) only for benchmark rows that were scored.
@@ -94,6 +96,13 @@ class Run:
                  None if m.get("num_shots") is None else f"{m['num_shots']} shots"]
         return " · ".join(str(p) for p in parts if p is not None) or self.path.name
 
+    def inputs(self) -> list[Path]:
+        """The files this run was read from: the results file (a scored run) or the
+        results directory's files, and the data it judged."""
+        files = [self.path] if self.path.is_file() else [self.path / "rows.jsonl", self.path / "summary.json"]
+        data = self.meta.get("data") if self.kind == "eval" else self.meta.get("data_path")
+        return files + ([Path(str(data))] if data else [])
+
     def counts(self) -> dict[str, int]:
         """Items per status, and judgements per error kind (``error:<kind>``)."""
         counts = Counter(item.status for item in self.items)
@@ -122,7 +131,10 @@ def load_run(path: str | Path, data: str | Path | None = None) -> Run:
     """
     path = Path(path)
     if path.is_dir():
-        return _load_eval(_results_dir(path), data)
+        run = _load_eval(_results_dir(path), data)
+        if data is not None:
+            run.meta["data"] = str(data)
+        return run
     if path.is_file():
         return _load_scored(path, data)
     raise ConfigError(f"no run at {path}: give an `icrm eval` results directory or an `icrm score` output file")
@@ -147,11 +159,15 @@ def _load_eval(out: Path, data: str | Path | None) -> Run:
 
     try:
         summary = json.loads((out / "summary.json").read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise ConfigError(f"{out / 'summary.json'} is not readable JSON ({e}): re-run `icrm eval` to rewrite it") from None
-    meta = dict(summary.get("meta") or {})
+    summary = _clean_summary(summary)
+    meta = summary["meta"]
     records = read_results(out / "rows.jsonl")
-    benchmark, rm_type = get_benchmark(meta["benchmark"]), get_rm_type(meta["rm_type"])
+    try:
+        benchmark, rm_type = get_benchmark(meta.get("benchmark")), get_rm_type(meta.get("rm_type"))
+    except ConfigError as e:
+        raise ConfigError(f"{out / 'summary.json'}: {e}: re-run `icrm eval` to rewrite it") from None
     source = data or meta.get("data")
     rows, note = None, None
     try:
@@ -182,7 +198,7 @@ def _load_eval(out: Path, data: str | Path | None) -> Run:
 
 
 def _eval_item(rid: str, subset: str | None, judged: list[dict[str, Any]], scored: dict[str, Any] | None) -> Item:
-    if scored is not None:
+    if scored is not None and number(scored.get("score")) is not None:
         score = scored["score"]
         status = "correct" if score >= 1 else "incorrect" if score <= 0 else "partial"
         return Item(rid, scored.get("subset", subset), status, score, bool(scored.get("tie")),
@@ -198,8 +214,8 @@ def _load_scored(path: Path, data: str | Path | None) -> Run:
     records = read_results(path)
     if not records:
         raise ConfigError(f"{path} holds no result rows: give an `icrm score` output (JSONL, one row per id)")
-    fingerprints = Counter((r.get("provenance") or {}).get("fingerprint") for r in records.values())
-    first = next(iter(records.values())).get("provenance") or {}
+    fingerprints = Counter(str(_dict(r.get("provenance")).get("fingerprint")) for r in records.values())
+    first = _dict(next(iter(records.values())).get("provenance"))
     meta = {k: first.get(k) for k in ("model", "engine", "rm_type", "method", "num_shots", "shot_sampling_mode",
                                       "seed", "position", "template_hash", "generation_kwargs", "input_format")}
     meta.update({"fingerprint": first.get("fingerprint"), "fingerprints": len(fingerprints),
@@ -208,20 +224,47 @@ def _load_scored(path: Path, data: str | Path | None) -> Run:
     items = []
     for rid, record in records.items():
         verdict = record.get("choice", record.get("score"))
+        verdict = verdict if isinstance(verdict, (str, int, float)) and not isinstance(verdict, bool) else None
         kind = record.get("error_kind")
         status = "scored" if kind is None else "unparsed" if kind == "parse" else "failed"
         judgement = {**record, "tag": "", **({"item": inputs[rid]} if rid in inputs else {})}
         items.append(Item(rid, None, status, verdict, verdict == "A=B", record.get("error_kind") == "parse",
-                          record.get("position_consistent"), [judgement]))
+                          record.get("position_consistent") if isinstance(record.get("position_consistent"), bool)
+                          else None, [judgement]))
     note = None if data is not None else "conversations not shown: pass --data INPUT (the file that was scored)"
+    meta["data_path"] = str(data) if data is not None else None
     return Run(path, "score", meta, None, items, note)
 
 
 def _token_totals(records: Any) -> dict[str, int]:
     tokens: Counter[str] = Counter()
     for record in records:
-        tokens.update({k: v or 0 for k, v in (record.get("usage") or {}).items()})
+        tokens.update({k: v for k, v in _dict(record.get("usage")).items() if number(v) is not None})
     return dict(tokens)
+
+
+def number(value: Any) -> float | None:
+    """`value` when it is a finite number (not a bool), else None: fields of a results
+    file or summary may hold anything."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _clean_summary(summary: Any) -> dict[str, Any]:
+    """A summary read back, whatever it holds: non-finite numbers are None, and every
+    part that should be an object (meta, sections, subsets, counts, row scores) is one,
+    its entries objects."""
+    summary = finite(_dict(summary))
+    for key in ("sections", "subsets", "other", "row_scores"):
+        summary[key] = {str(k): v for k, v in _dict(summary.get(key)).items() if isinstance(v, dict)}
+    for key in ("meta", "counts", "calibration"):
+        summary[key] = _dict(summary.get(key))
+    return summary
 
 
 def _input_rows(data: str | Path, id_field: str) -> dict[str, dict[str, Any]]:

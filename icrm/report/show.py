@@ -5,7 +5,6 @@ it, and what it cost — and, on request, the prompt icrm sent.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import textwrap
@@ -13,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ConfigError, ICRMError
-from .run import Item, Run
+from ..safe_text import dumps, printable
+from .run import Item, Run, number
 
 __all__ = ["select_items", "format_item", "rebuild_prompt"]
 
@@ -66,7 +66,13 @@ WHERE = {
 def format_item(run: Run, item: Item, prompt: bool = False, width: int | None = None) -> str:
     """One item as text: id, subset, status, then per judgement the conversations, the
     shots' ids, the raw answer, the parsed feedback, probabilities, latency and tokens
-    (and the prompt icrm sent, with `prompt`)."""
+    (and the prompt icrm sent, with `prompt`). Terminal controls in any of it (from the
+    data or the judge: ESC, OSC, BEL, ...) are shown escaped, and fields of the wrong
+    type are shown as they are."""
+    return printable(_format_item(run, item, prompt, width))
+
+
+def _format_item(run: Run, item: Item, prompt: bool, width: int | None) -> str:
     width = width or min(shutil.get_terminal_size((100, 20)).columns, 120)
     lines = [RULE * width, f"id: {item.id}" + (f"   subset: {item.subset}" if item.subset else ""),
              f"status: {item.status}" + (f"   score: {item.score}" if item.score is not None else "")
@@ -77,30 +83,31 @@ def format_item(run: Run, item: Item, prompt: bool = False, width: int | None = 
             if field in (judgement.get("item") or {}):
                 lines.append(f"[{field}]")
                 lines += _conversation(judgement["item"][field], width)
-        provenance = judgement.get("provenance") or {}
-        lines.append(f"[shots] {', '.join(provenance.get('shot_ids') or []) or '–'}")
+        provenance = judgement.get("provenance") if isinstance(judgement.get("provenance"), dict) else {}
+        shot_ids = provenance.get("shot_ids") if isinstance(provenance.get("shot_ids"), list) else []
+        lines.append(f"[shots] {', '.join(map(str, shot_ids)) or '–'}")
         if prompt:
             lines += ["[prompt icrm sent]", rebuild_prompt(run, judgement)]
         if judgement.get("missing"):
             lines.append("not judged yet")
             continue
+        raw = judgement.get("raw_text")
         lines += ["[raw answer]" + (f" (finish: {judgement['finish_reason']})" if judgement.get("finish_reason") else ""),
-                  _wrap(judgement.get("raw_text") or "(none)", width)]
+                  _wrap(raw if isinstance(raw, str) and raw else "(none)" if not raw else str(raw), width)]
         if judgement.get("error"):
             reason = f" ({judgement['error_reason']})" if judgement.get("error_reason") else ""
             lines.append(f"[error] {judgement.get('error_kind')}{reason}: {judgement['error']}")
         if judgement.get("feedback"):
-            lines += ["[feedback]", json.dumps(judgement["feedback"], indent=2, ensure_ascii=False)]
+            lines += ["[feedback]", dumps(judgement["feedback"], indent=2)]
         if judgement.get("probabilities"):
-            lines.append(f"[probabilities] {json.dumps(judgement['probabilities'])}"
-                         f" (label mass {judgement.get('label_mass')})")
+            lines.append(f"[probabilities] {dumps(judgement['probabilities'])} (label mass {judgement.get('label_mass')})")
         if judgement.get("order_verdicts"):
-            lines.append(f"[orders] {json.dumps(judgement['order_verdicts'])}")
-        usage = judgement.get("usage") or {}
-        latency = judgement.get("latency_s")
+            lines.append(f"[orders] {dumps(judgement['order_verdicts'])}")
+        usage = judgement.get("usage") if isinstance(judgement.get("usage"), dict) else {}
+        latency = number(judgement.get("latency_s"))
         lines.append(f"[timing] latency {'–' if latency is None else f'{latency:.2f} s'}, prompt "
                      f"{usage.get('prompt_tokens', '–')} tokens, generated {usage.get('completion_tokens', '–')}"
-                     + (", cache hit" if judgement.get("cache_hit") else ""))
+                     + (", cache hit" if judgement.get("cache_hit") is True else ""))
     return "\n".join(lines)
 
 
@@ -139,7 +146,7 @@ def _conversation(turns: Any, width: int) -> list[str]:
     for turn in turns:
         content = turn.get("content") if isinstance(turn, dict) else turn
         if not isinstance(content, str):
-            content = json.dumps(content if content is not None else turn.get("tool_calls"), ensure_ascii=False)
+            content = dumps(content if content is not None else turn.get("tool_calls"))
         role = turn.get("role", "?") if isinstance(turn, dict) else "?"
         out.append(f"  {role}:")
         out.append(textwrap.indent(_wrap(content, width - 4), "    "))

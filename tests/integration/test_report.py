@@ -186,7 +186,8 @@ def test_two_runs_side_by_side_show_the_deltas_and_the_items_they_disagree_on(ru
 def test_show_prints_an_item_with_its_answer_and_the_prompt_icrm_sent(runs):
     run = runs[0]
     records = [json.loads(line) for line in (run / "rows.jsonl").read_text().splitlines()]
-    tie = next(r for r in records if r["choice"] == "A=B")
+    # The [TIEQ] row: a tie in both orders (a stubborn row's two orders also combine into A=B).
+    tie = next(r for r in records if r["choice"] == "A=B" and set((r["order_verdicts"] or {}).values()) == {"A=B"})
     result = icrm_cli("show", run, "--id", tie["row_id"], "--prompt")
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout

@@ -71,7 +71,7 @@ def test_a_dead_judge_stops_training_instead_of_rewarding_nothing():
     with MockServer({"strict": True, "matches": [{"response": feedback(7)}]}) as url:
         pass  # started and stopped: nothing listens there now
     with ICRM(engine="mock", base_url=url, num_shots=0, max_retries=0) as icrm:
-        with pytest.raises(EngineError, match="answered none of 2 samples"):
+        with pytest.raises(EngineError, match="could not answer 2 of 2 sample"):
             reward_function(icrm)(prompts=["a", "b"], completions=["c", "d"])
 
 
