@@ -215,7 +215,7 @@ def logprob_bodies(rng: random.Random, n: int) -> list[Case]:
         elif kind == "nan":
             top[rng.randrange(5)]["logprob"] = "NaN"
         elif kind == "text":
-            top[rng.randrange(5)]["logprob"] = "-0.5"
+            top[rng.randrange(5)]["logprob"] = rng.choice(["high", "-0.5e", ""])
         elif kind == "no_token":
             del top[rng.randrange(5)]["token"]
         elif kind == "huge_value":

@@ -310,10 +310,17 @@ async def _streamed_completion(client: Any, prompt: str, body: dict[str, Any], c
                            usage=usage)
 
 
-def _dump(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    return value.model_dump() if hasattr(value, "model_dump") else dict(value)
+def _dump(value: Any) -> Any:
+    """An SDK object as plain data (its dict); anything else as it came, for the reader
+    to judge (a server may send logprobs that are a string or a list)."""
+    if value is None or isinstance(value, (str, int, float, list)):
+        return value
+    if hasattr(value, "model_dump"):
+        return value.model_dump(warnings=False)  # a server's wrong types are the reader's to refuse
+    try:
+        return dict(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def _usage(usage: Any) -> Usage:

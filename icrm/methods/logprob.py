@@ -31,7 +31,7 @@ from .combine import from_distribution
 __all__ = ["Logprob", "label_distribution", "TOP_LOGPROBS", "LOGPROB_ENGINES"]
 
 TOP_LOGPROBS = 20  # the most OpenAI's API returns
-MAX_TOP_ENTRIES = 100  # entries read per position, however many a server sends
+MAX_TOP_ENTRIES = 100  # more per position than this (5x what is asked) is a broken server
 LOGPROB_TOLERANCE = 1e-4  # servers round log(1) to a hair above 0
 LOGPROB_ENGINES = "vllm, sglang, llamacpp, or an OpenAI-compatible API that returns top_logprobs"
 _STRIP = " \t\n\r\"'`▁Ġ"  # spaces, quotes, and the space markers of SentencePiece / byte-level BPE
@@ -151,6 +151,8 @@ def _first_top_logprobs(logprobs: Any, engine: str) -> list[tuple[str, float]]:
         entries = first.get("top_logprobs") or []
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries[:MAX_TOP_ENTRIES]):
             raise malformed("'top_logprobs' is not a list of objects")
+        if len(entries) > MAX_TOP_ENTRIES:
+            raise malformed(f"{len(entries):,} top logprobs where at most {TOP_LOGPROBS} were asked")
         for entry in [*entries[:MAX_TOP_ENTRIES], first]:
             if "token" not in entry or "logprob" not in entry:
                 raise malformed("an entry lacks 'token' or 'logprob'")
@@ -162,7 +164,9 @@ def _first_top_logprobs(logprobs: Any, engine: str) -> list[tuple[str, float]]:
         if tops and tops[0] is not None:
             if not isinstance(tops[0], dict):
                 raise malformed("a 'top_logprobs' entry is not a {token: logprob} object")
-            pairs += list(tops[0].items())[:MAX_TOP_ENTRIES]
+            if len(tops[0]) > MAX_TOP_ENTRIES:
+                raise malformed(f"{len(tops[0]):,} top logprobs where at most {TOP_LOGPROBS} were asked")
+            pairs += list(tops[0].items())
         tokens, values = logprobs.get("tokens") or [], logprobs.get("token_logprobs") or []
         if isinstance(tokens, list) and isinstance(values, list) and tokens and values:
             pairs.append((tokens[0], values[0]))
