@@ -283,7 +283,8 @@ def _expected(error: dict[str, Any]) -> str:
     if kind in bounds:
         limit = next(iter(v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt")))
         noun = "a whole number" if isinstance(limit, int) and not isinstance(error.get("input"), float) else "a number"
-        return f"{noun} {bounds[kind]} {limit:g}"
+        shown = str(limit) if isinstance(limit, int) else f"{limit:g}"
+        return f"{noun} {bounds[kind]} {shown}"
     if kind == "literal_error":
         return ctx.get("expected", "one of the allowed values")
     if kind in ("int_parsing", "int_type", "int_from_float"):
