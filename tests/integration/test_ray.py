@@ -7,6 +7,7 @@ llama.cpp worker."""
 import importlib.util
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -20,8 +21,9 @@ from tests.integration.helpers import feedback, icrm_cli, pair_feedback, read_js
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                                   reason="Ray is an extra: pip install 'icrm[ray]'")]
-# Ray 2.60 starts a head with token authentication; every other process must say so.
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+# Ray 2.60 starts a head with token authentication; every process of the test's cluster
+# gets the same token (a fresh machine has none in ~/.ray/auth_token).
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 # Deterministic: 8 for an even value, 3 for an odd one, a 500 for FAIL.
 RULES = {"matches": [
     {"regex": r"<\|begin_of_response\|>\nFAIL", "status": 500, "error": "the judge broke"},
@@ -148,3 +150,35 @@ def test_each_actor_launches_its_own_worker(ray_cluster, tmp_path):
     assert sorted(r["id"] for r in rows_out) == [f"r{i}" for i in range(4)]
     assert all(r["error_kind"] in (None, "parse") for r in rows_out)  # every item reached a llama.cpp worker
     assert {r["provenance"]["engine"] for r in rows_out} == {"llamacpp"}
+
+
+@pytest.mark.mock_llm({"matches": [{"response": feedback(7)}]})
+def test_hostile_input_lines_on_ray_give_a_single_process_runs_rows(mock_llm, ray_cluster, tmp_path):
+    import random
+
+    from tests.hostile import input_lines
+
+    cases = input_lines(random.Random(4), 14)
+    good = [json.dumps(r).encode() for r in rows(15)]
+    lines = [x for pair in zip(good, [c.data for c in cases] + [b""]) for x in pair if x]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    local = score(mock_llm, source, tmp_path / "local.jsonl")
+    on_ray = score(mock_llm, source, tmp_path / "ray.jsonl", "--backend", "ray", "--ray_address", ray_cluster,
+                   "--num_actors", "2", "--concurrency", "4")
+    assert local.returncode == on_ray.returncode == 1 and "Traceback" not in on_ray.stderr, on_ray.stderr[-2000:]
+    assert verdicts(tmp_path / "ray.jsonl") == verdicts(tmp_path / "local.jsonl")
+    assert all(verdicts(tmp_path / "ray.jsonl")[f"r{i}"][0] == 7 for i in range(15))
+
+
+@pytest.mark.mock_llm({"matches": [{"response": feedback(7)}]})
+def test_actors_get_the_drivers_provider_key_through_the_runtime_environment(mock_llm, ray_cluster, tmp_path):
+    key = "sk-ray-actor-" + "k" * 40
+    source = write_jsonl(tmp_path / "in.jsonl", rows(6))
+    out = tmp_path / "out.jsonl"
+    result = icrm_cli("score", source, "--output", out, "--engine", "openai", "--model_name", "gpt-x",
+                      "--base_url", mock_llm.base_url, "--num_shots", "0", "--backend", "ray", "--ray_address",
+                      ray_cluster, "--num_actors", "2", env={**RAY_ENV, "OPENAI_API_KEY": key}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {r["headers"].get("authorization") for r in mock_llm.requests()} == {f"Bearer {key}"}
+    assert key not in out.read_text() and key not in result.stderr
