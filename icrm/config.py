@@ -16,8 +16,8 @@ bad value anywhere is one `ConfigError` naming the option.
 from __future__ import annotations
 
 from pathlib import Path
-from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .settings import parse_bool
 
 __all__ = ["ICRMConfig", "SURFACES", "COMMANDS", "option_surfaces", "option_default", "env_name", "config_error",
-           "from_sources", "Bool", "OptionalBool"]
+           "from_sources", "Bool", "OptionalBool", "RMTypeName", "MethodName", "PositionName"]
 
 COMMANDS = ("test", "score", "eval", "serve")
 # Upper bounds of the size options: past them a value is a typo, not a plan.
@@ -56,6 +56,49 @@ def _path_text(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+def _one_of(kind: str, choices: Callable[[], Any]) -> Any:
+    """A name checked against its table (a `Registry` or a tuple), read when checked, so
+    a new entry needs no edit here."""
+    def check(value: Any) -> Any:
+        table = choices()
+        if hasattr(table, "canonical"):
+            return table.canonical(value)
+        if value not in table:
+            raise ConfigError(f"{kind} must be one of {', '.join(table)}, got {value!r}")
+        return value
+    return BeforeValidator(check)
+
+
+def _rm_types() -> Any:
+    from .rm_types import RM_TYPES
+    return RM_TYPES
+
+
+def _methods() -> Any:
+    from .methods import METHODS
+    return METHODS
+
+
+def _engines() -> Any:
+    from .engines.registry import ENGINES
+    return ENGINES
+
+
+def _positions() -> Any:
+    from .position import POSITIONS
+    return POSITIONS
+
+
+def _shot_modes() -> Any:
+    from .shots import SHOT_SAMPLING_MODES
+    return SHOT_SAMPLING_MODES
+
+
+RMTypeName = Annotated[str, _one_of("rm_type", _rm_types)]
+MethodName = Annotated[str, _one_of("method", _methods)]
+EngineName = Annotated[str, _one_of("engine", _engines)]
+PositionName = Annotated[str, _one_of("position", _positions)]
+ShotSamplingMode = Annotated[str, _one_of("shot_sampling_mode", _shot_modes)]
 Bool = Annotated[bool, BeforeValidator(_bool)]
 OptionalBool = Annotated["bool | None", BeforeValidator(_optional_bool)]
 PathText = Annotated["str | None", BeforeValidator(_path_text)]
@@ -86,10 +129,10 @@ class ICRMConfig(BaseModel):
     ``llamacpp`` engine (CPU, no key, no network); for ``llamacpp`` a ``.gguf`` path."""
     shots_pool_path: PathText = Field(None, **_on(*_EVERYWHERE))
     """A JSON list / JSONL file of shots; None = icrm's default pool for the rm type."""
-    rm_type: Literal["individual", "pairwise"] = Field("individual", **_on(*_EVERYWHERE, eval="pairwise"))
+    rm_type: RMTypeName = Field("individual", **_on(*_EVERYWHERE, eval="pairwise"))
     """``individual`` (a score 1–10 for one response) or ``pairwise`` (a choice A++ … B++);
     ``icrm eval`` defaults to ``pairwise``, as RewardBench compares pairs."""
-    engine: str | None = Field(None, **_on(*_EVERYWHERE))
+    engine: EngineName | None = Field(None, **_on(*_EVERYWHERE))
     """An engine name (`icrm.engines.ENGINE_NAMES`); None = ``llamacpp`` when
     `model_name` is None, else ``vllm`` (the original IC-RM's default)."""
     num_workers: int = Field(1, ge=1, le=MAX_WORKERS, **_on(*_EVERYWHERE))
@@ -116,7 +159,7 @@ class ICRMConfig(BaseModel):
     """Log each full prompt to stderr."""
     seed: int = Field(42, **_on(*_EVERYWHERE))
     """Seeds shot sampling (``random`` mode) and, in ``icrm test`` / ``score``, generation."""
-    shot_sampling_mode: Literal["fixed", "random"] = Field("fixed", **_on(*_EVERYWHERE))
+    shot_sampling_mode: ShotSamplingMode = Field("fixed", **_on(*_EVERYWHERE))
     """``fixed`` (the first `num_shots` of the pool) or ``random`` (seeded by `seed`)."""
     base_url: str | None = Field(None, **_on(*_EVERYWHERE))
     """A server to send requests to instead of the engine's default (any
@@ -144,11 +187,11 @@ generations on slow local servers take minutes)."""
     constrain_output: OptionalBool = Field(None, **_on(*_EVERYWHERE))
     """Ask the server for JSON constrained to the method's answer schema; None = the
     engine's default (on for ``llamacpp``)."""
-    method: Literal["critique", "verdict", "logprob"] = Field("critique", **_on(*_EVERYWHERE))
+    method: MethodName = Field("critique", **_on(*_EVERYWHERE))
     """The judging method: ``critique`` (the full feedback, then the verdict; the most
     accurate), ``verdict`` (the verdict alone, a few tokens) or ``logprob`` (one token:
     the distribution over the verdicts from its top logprobs)."""
-    position: Literal["as_given", "random", "both"] = Field("as_given", **_on(*_EVERYWHERE, eval="random"))
+    position: PositionName = Field("as_given", **_on(*_EVERYWHERE, eval="random"))
     """Pairwise: judge A and B ``as_given``, in a ``random`` order (seeded by `seed` and
     the item's id, and told back in the given orientation), or in ``both`` orders
     combined (with ``position_consistent``); ``icrm eval`` defaults to ``random``."""

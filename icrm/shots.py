@@ -106,7 +106,7 @@ class ShotsPool:
             ConfigError: unknown mode, negative `num_shots`, or more than the pool holds.
         """
         if mode not in SHOT_SAMPLING_MODES:
-            raise ConfigError(f"shot_sampling_mode must be 'fixed' or 'random', got {mode!r}")
+            raise ConfigError(f"shot_sampling_mode must be one of {', '.join(SHOT_SAMPLING_MODES)}, got {mode!r}")
         if not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 0:
             raise ConfigError(f"num_shots must be a whole number >= 0, got {num_shots!r}")
         if num_shots > len(self.shots):

@@ -81,8 +81,8 @@ def _eval_commands() -> dict[str, Callable[..., None]]:
     from ..evaluation import BENCHMARKS
 
     return {name: command(name, (), (GenerationFlags, EvalOptions, BackendOptions), partial(run_eval, name),
-                          EVAL_DOC.format(name=name, line=line), surface="eval")
-            for name, (_, _, line) in BENCHMARKS.items()}
+                          EVAL_DOC.format(name=name, line=BENCHMARKS.summaries[name]), surface="eval")
+            for name in BENCHMARKS}
 
 
 COMMANDS: dict[str, Any] = {

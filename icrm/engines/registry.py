@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..registry import Registry
 from .base import DEFAULT_TIMEOUT_S, Engine
 
 __all__ = ["EngineSpec", "EngineOptions", "EngineChoice", "ENGINES", "ENGINE_NAMES", "LOCAL_ENGINES", "API_ENGINES",
@@ -103,7 +104,7 @@ class EngineOptions:
 
 
 _OPENAI = "icrm.engines.openai_compatible:build_api"
-ENGINES: dict[str, EngineSpec] = {
+_ROWS: dict[str, EngineSpec] = {
     "llamacpp": EngineSpec("icrm.engines.local:build_llamacpp", local=True, needs_model=False, default_completion=False,
                            constrain_by_default=True, default_model=EMBEDDED_MODEL_NAME),
     "vllm": EngineSpec("icrm.engines.local:build_vllm", local=True),
@@ -125,9 +126,10 @@ ENGINES: dict[str, EngineSpec] = {
     "mock": EngineSpec("icrm.engines.openai_compatible:build_mock", needs_model=False, default_model="mock"),
 }
 ALIASES = {"anthropic": "claude"}
-LOCAL_ENGINES = tuple(n for n, s in ENGINES.items() if s.local)
-API_ENGINES = {n: s for n, s in ENGINES.items() if not s.local}
-ENGINE_NAMES = tuple(sorted((*ENGINES, *ALIASES)))
+ENGINES: Registry[EngineSpec] = Registry("engine", _ROWS, ALIASES)
+LOCAL_ENGINES = tuple(n for n, spec in _ROWS.items() if spec.local)
+API_ENGINES = {n: spec for n, spec in _ROWS.items() if not spec.local}
+ENGINE_NAMES = tuple(sorted((*_ROWS, *ALIASES)))
 
 
 def create_engine(
@@ -179,10 +181,8 @@ def create_engine(
             few GPUs.
         EngineError: a worker failed to start (with its log tail).
     """
-    name = ALIASES.get(name, name)
     spec = ENGINES.get(name)
-    if spec is None:
-        raise ConfigError(f"unknown engine {name!r}; known engines: {', '.join(ENGINE_NAMES)}")
+    name = ENGINES.canonical(name)
     if spec.local and (num_workers < 1 or num_gpu_per_worker < 1):
         raise ConfigError("num_workers and num_gpu_per_worker must be at least 1")
     if spec.needs_model and not model:
@@ -249,20 +249,18 @@ def choose_engine(name: str, model: str | None = None, *, completion: bool | Non
     Raises:
         ConfigError: an unknown engine name, listing the known ones.
     """
-    spec = ENGINES.get(ALIASES.get(name, name))
-    if spec is None:
-        raise ConfigError(f"engine must be one of {', '.join(ENGINE_NAMES)}, got {name!r}")
+    spec = ENGINES.get(name)
     if completion is None:
         completion = True if prefers_completion and spec.has_completion else spec.default_completion
     server = base_url or (",".join(worker_addrs) if worker_addrs else None) or (None if spec.local else spec.base_url)
-    return EngineChoice(ALIASES.get(name, name), spec, spec.reported_model(model), completion,
+    return EngineChoice(ENGINES.canonical(name), spec, spec.reported_model(model), completion,
                         spec.constrain_by_default if constrain_output is None else constrain_output, server)
 
 
 def resolve_api_key(name: str, api_key: str | None) -> str | None:
     """The key `create_engine` would use for engine `name`: `api_key`, else the
     vendor's variable (None for keyless engines)."""
-    spec = ENGINES.get(ALIASES.get(name, name))
+    spec = ENGINES.get(name) if name in ENGINES else None
     if spec is None or spec.key_env is None:
         return api_key
     return api_key or os.environ.get(spec.key_env) or None

@@ -8,25 +8,29 @@ the CLI lists them cheaply.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..registry import Registry
 
 if TYPE_CHECKING:
-    from ..reward_model import ICRM
+    from ..spec import JudgeSpec as ICRM
     from .base import Benchmark
 
 __all__ = ["BENCHMARKS", "get_benchmark", "evaluate", "format_table", "load_rows"]
 
-# name -> (module, class, one line for `icrm eval --help`)
-BENCHMARKS: dict[str, tuple[str, str, str]] = {
-    "rewardbench": ("rewardbench", "RewardBench", "RewardBench v1: chosen vs rejected, official sections"),
-    "rewardbench2": ("rewardbench2", "RewardBench2", "RewardBench 2: one correct answer among several, ratings protocol"),
-    "judgebench": ("judgebench", "JudgeBench", "JudgeBench: objective pairs, both orders, per source family"),
-    "rmbench": ("rmbench", "RMBench", "RM-Bench: three styles per side, hard / normal / easy per domain"),
-}
+# name -> "module:Class"; each with one line for `icrm eval --help`.
+BENCHMARKS: Registry[type[Benchmark]] = Registry("benchmark", {
+    "rewardbench": "icrm.evaluation.rewardbench:RewardBench",
+    "rewardbench2": "icrm.evaluation.rewardbench2:RewardBench2",
+    "judgebench": "icrm.evaluation.judgebench:JudgeBench",
+    "rmbench": "icrm.evaluation.rmbench:RMBench",
+}, summaries={
+    "rewardbench": "RewardBench v1: chosen vs rejected, official sections",
+    "rewardbench2": "RewardBench 2: one correct answer among several, ratings protocol",
+    "judgebench": "JudgeBench: objective pairs, both orders, per source family",
+    "rmbench": "RM-Bench: three styles per side, hard / normal / easy per domain",
+})
 
 
 def get_benchmark(name: str | Benchmark) -> Benchmark:
@@ -35,12 +39,7 @@ def get_benchmark(name: str | Benchmark) -> Benchmark:
     Raises:
         ConfigError: an unknown name, listing the known ones.
     """
-    if not isinstance(name, str):
-        return name
-    if name not in BENCHMARKS:
-        raise ConfigError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
-    module, cls, _ = BENCHMARKS[name]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+    return name if not isinstance(name, str) else BENCHMARKS.get(name)()
 
 
 async def evaluate(icrm: ICRM, benchmark: str | Benchmark = "rewardbench", **options: Any) -> tuple[dict[str, Any], Path]:

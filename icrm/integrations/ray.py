@@ -98,8 +98,8 @@ class RayBackend:
     @property
     def launches_workers(self) -> bool:
         """Whether each actor launches its own local worker (a local engine, no worker_addrs)."""
-        spec = ENGINES.get(self.config.engine_name)
-        return spec is not None and spec.local and not self.config.worker_addrs
+        name = self.config.engine_name
+        return name in ENGINES and ENGINES.get(name).local and not self.config.worker_addrs
 
     @property
     def actor_cpus(self) -> float:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..engines.base import GenerationRequest, GenerationResult
-from ..errors import ConfigError
 from ..feedback import END_OF_FEEDBACK, Feedback
+from ..registry import Registry
 from ..rm_types import RMType
 
 __all__ = ["JudgingMethod", "get_method", "method_names", "METHODS", "DEFAULT_GENERATION_KWARGS"]
@@ -22,14 +21,6 @@ DEFAULT_GENERATION_KWARGS: dict[str, Any] = {
     "max_tokens": 3072,
     "top_p": 1.0,
 }
-
-# name -> "module:Class", imported when chosen.
-METHODS: dict[str, str] = {
-    "critique": "icrm.methods.critique:Critique",
-    "verdict": "icrm.methods.verdict:Verdict",
-    "logprob": "icrm.methods.logprob:Logprob",
-}
-
 
 class JudgingMethod(ABC):
     """How one judgement is asked and read.
@@ -95,18 +86,22 @@ class JudgingMethod(ABC):
 
 def method_names() -> Sequence[str]:
     """Every method name."""
-    return tuple(METHODS)
+    return METHODS.names()
 
 
 def get_method(name: str | JudgingMethod) -> JudgingMethod:
-    """The method called `name` (a method is returned as it is).
+    """The method called `name` (a method is returned as it is): one instance per
+    method, shared (methods hold no state).
 
     Raises:
         ConfigError: an unknown name, listing the known ones.
     """
-    if isinstance(name, JudgingMethod):
-        return name
-    if name not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {name!r}")
-    module, _, cls = METHODS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    return name if isinstance(name, JudgingMethod) else METHODS.get(name)
+
+
+# name -> "module:INSTANCE", imported when first chosen.
+METHODS: Registry[JudgingMethod] = Registry("method", {
+    "critique": "icrm.methods.critique:CRITIQUE",
+    "verdict": "icrm.methods.verdict:VERDICT",
+    "logprob": "icrm.methods.logprob:LOGPROB",
+})

@@ -16,7 +16,7 @@ from ..feedback import Feedback
 from ..rm_types import RMType
 from .base import JudgingMethod
 
-__all__ = ["Critique"]
+__all__ = ["Critique", "CRITIQUE"]
 
 
 class Critique(JudgingMethod):
@@ -38,3 +38,6 @@ class Critique(JudgingMethod):
                               method=self.name,
                               cache_hit=result.cache_hit, latency_s=result.latency_s, **envelope)
                 for i, (text, finish) in enumerate(zip(result.texts, result.finish_reasons))]
+
+
+CRITIQUE = Critique()

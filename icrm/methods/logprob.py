@@ -28,7 +28,7 @@ from ..rm_types import RMType
 from .base import JudgingMethod
 from .combine import from_distribution
 
-__all__ = ["Logprob", "label_distribution", "TOP_LOGPROBS", "LOGPROB_ENGINES"]
+__all__ = ["Logprob", "LOGPROB", "label_distribution", "TOP_LOGPROBS", "LOGPROB_ENGINES"]
 
 TOP_LOGPROBS = 20  # the most OpenAI's API returns
 MAX_TOP_ENTRIES = 100  # more per position than this (5x what is asked) is a broken server
@@ -85,6 +85,9 @@ class Logprob(JudgingMethod):
             feedbacks.append(rm_type.feedback_class(**from_distribution(rm_type, distribution), label_mass=mass,
                                                     **common))
         return _with_usage(feedbacks, result)
+
+
+LOGPROB = Logprob()
 
 
 def _with_usage(feedbacks: list[Feedback], result: GenerationResult) -> list[Feedback]:

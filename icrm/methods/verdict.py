@@ -10,7 +10,7 @@ from typing import Any
 from ..rm_types import RMType
 from .critique import Critique
 
-__all__ = ["Verdict"]
+__all__ = ["Verdict", "VERDICT"]
 
 # Enough for '{"choice": "A++"}' in any tokenizer, with room for a space or a newline.
 VERDICT_MAX_TOKENS = 24
@@ -32,3 +32,6 @@ class Verdict(Critique):
 
     def default_kwargs(self, rm_type: RMType) -> dict[str, Any]:
         return {"max_tokens": VERDICT_MAX_TOKENS}
+
+
+VERDICT = Verdict()

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..config import MethodName, PositionName, RMTypeName
+
 __all__ = [
     "Message",
     "GenerationOverrides",
@@ -46,10 +48,10 @@ class GenerationOverrides(BaseModel):
     """Sampling seed."""
     num_shots: int | None = Field(None, ge=0)
     """Shots to show for this request (default: the server's)."""
-    method: Literal["critique", "verdict", "logprob"] | None = None
+    method: MethodName | None = None
     """The judging method for this request (default: the server's). ``logprob`` needs a
     server whose engine returns logprobs (a llama.cpp judge started with --method logprob)."""
-    position: Literal["as_given", "random", "both"] | None = None
+    position: PositionName | None = None
     """Pairwise placement for this request (default: the server's)."""
 
     def kwargs(self) -> dict[str, Any]:
@@ -114,7 +116,7 @@ class InfernetInput(BaseModel):
 class RewardRequest(GenerationOverrides):
     """``POST /v1/reward``."""
 
-    rm_type: Literal["individual", "pairwise"] | None = None
+    rm_type: RMTypeName | None = None
     """Must match the server's rm_type when given."""
     items: list[Item] = Field(min_length=1)
     """What to judge; run concurrently."""

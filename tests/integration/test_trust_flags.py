@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLES, user_assistant
-from tests.integration.helpers import Service, feedback, icrm_cli, one_line_error, read_jsonl, write_jsonl
+from tests.integration.helpers import Service, feedback, icrm_cli, one_line_error, read_jsonl
 
 RULES = {"strict": True, "matches": [{"response": feedback(7)}]}
 

@@ -13,7 +13,7 @@ import pytest
 from icrm import ICRM
 from tests.conftest import ROOT, user_assistant
 from tests.hostile import input_lines
-from tests.integration.helpers import feedback, icrm_cli, one_line_error, read_jsonl, write_jsonl
+from tests.integration.helpers import feedback, icrm_cli, one_line_error, read_jsonl
 
 # A body whose answer text decodes to a lone surrogate (a JSON escape no UTF-8 can carry).
 SURROGATE_BODY = json.dumps({"id": "x", "object": "text_completion", "created": 0, "model": "mock", "choices": [

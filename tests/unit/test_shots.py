@@ -113,8 +113,8 @@ def test_explicit_shots_override_the_pool():
     [
         ({"num_shots": 99}, "num_shots=99 but the default individual shots pool has only 18 shots"),
         ({"num_shots": -1}, "num_shots must be a whole number >= 0"),
-        ({"shot_sampling_mode": "first"}, "shot_sampling_mode must be 'fixed' or 'random'"),
-        ({"rm_type": "listwise"}, "rm_type must be 'individual' or 'pairwise'"),
+        ({"shot_sampling_mode": "first"}, "shot_sampling_mode must be one of fixed, random"),
+        ({"rm_type": "unknown"}, "rm_type must be one of individual, pairwise"),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs, expected):

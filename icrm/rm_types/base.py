@@ -1,10 +1,10 @@
-"""RM types: what it means to judge one response (``individual``) or two (``pairwise``).
+"""`RMType`: the spec of an rm type — what it means to judge its items.
 
 An `RMType` is the one place that knows an rm type's input fields, template keys and
 default templates, feedback class, verdict (``score`` 1–10 or ``choice`` A++ … B++),
 JSON schema, reward mapping, and how a RewardBench pair becomes its judgements. Code
 elsewhere asks the spec (``rm_type.verdict_key``, ``rm_type.reward(verdict)``) instead
-of comparing names; a new rm type is one new instance here.
+of comparing names; each rm type is one module of this package (`icrm.rm_types`).
 """
 
 from __future__ import annotations
@@ -13,33 +13,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conversation import Conversation, check_same_context
-from .engines.base import Usage
-from .errors import ConfigError, FeedbackParseError, InputError
-from .feedback import (
+from ..conversation import Conversation, check_same_context
+from ..engines.base import Usage
+from ..errors import ConfigError, FeedbackParseError, InputError
+from ..feedback import (
     MAX_SCORE,
     MIN_SCORE,
-    PAIRWISE_CHOICES,
     TEXT_FIELD_MAX_CHARS,
     Feedback,
     FeedbackBase,
-    IndividualFeedback,
-    PairwiseFeedback,
     answer_keys,
 )
-from .parsing import normalize_choice, normalize_score, parse_object
+from ..parsing import parse_object
 
-__all__ = [
-    "RMType",
-    "INDIVIDUAL",
-    "PAIRWISE",
-    "RM_TYPES",
-    "get_rm_type",
-    "parse_feedback",
-    "build_feedback",
-    "feedback_keys",
-    "feedback_json_schema",
-]
+__all__ = ["RMType"]
 
 # The values a template receives for the example(s) it shows.
 _EXAMPLE_KEYS = ("history", "user_query")
@@ -98,6 +85,7 @@ class RMType:
     def keys(self) -> list[str]:
         """The feedback's JSON keys in template order, the verdict last.
 
+        >>> from icrm.rm_types import INDIVIDUAL
         >>> INDIVIDUAL.keys()
         ['intent', 'checklist', 'strengths', 'weaknesses', 'score']
         """
@@ -179,6 +167,7 @@ class RMType:
     def reward(self, verdict: Any) -> float:
         """The verdict as a reward in [0, 1] (see `rewards`).
 
+        >>> from icrm.rm_types import INDIVIDUAL, PAIRWISE
         >>> INDIVIDUAL.reward(10), PAIRWISE.reward("B+")
         (1.0, 0.25)
         """
@@ -213,8 +202,10 @@ class RMType:
         missing = [f for f in self.input_fields if f not in given]
         extra = sorted(given - set(self.input_fields))
         if missing or extra:
-            other = next(t for t in RM_TYPES.values() if t is not self)
-            hint = f" (for {' and '.join(other.input_fields)} use rm_type='{other.name}')" if given & set(other.input_fields) else ""
+            from . import RM_TYPES
+
+            other = next((t for t in RM_TYPES.values() if t is not self and given & set(t.input_fields)), None)
+            hint = f" (for {' and '.join(other.input_fields)} use rm_type='{other.name}')" if other else ""
             what = f"needs {' and '.join(repr(f) for f in self.input_fields)}" if missing else \
                 f"takes {' and '.join(self.input_fields)}, not {', '.join(extra)}"
             raise InputError(f"{self.name} mode {what}{hint}")
@@ -286,84 +277,3 @@ class RMType:
             a_better = self.reward(choice)
             out.append(0.5 if a_better == 0.5 else float((a_better > 0.5) == (tag == "AB")))
         return out
-
-
-INDIVIDUAL = RMType(
-    name="individual",
-    input_fields=("conversation",),
-    outputs=("model_output",),
-    feedback_class=IndividualFeedback,
-    verdict_key="score",
-    verdicts=tuple(range(MIN_SCORE, MAX_SCORE + 1)),
-    normalizer=normalize_score,
-    rewards={s: (s - MIN_SCORE) / (MAX_SCORE - MIN_SCORE) for s in range(MIN_SCORE, MAX_SCORE + 1)},
-    labels=tuple(str(d) for d in range(10)),
-)
-PAIRWISE = RMType(
-    name="pairwise",
-    input_fields=("conversation_A", "conversation_B"),
-    outputs=("model_output_A", "model_output_B"),
-    feedback_class=PairwiseFeedback,
-    verdict_key="choice",
-    verdicts=PAIRWISE_CHOICES,
-    normalizer=lambda value, text: normalize_choice(value, text, PAIRWISE_CHOICES),
-    rewards=dict(zip(PAIRWISE_CHOICES, (1.0, 0.75, 0.5, 0.25, 0.0))),
-    labels=("1", "2", "3", "4", "5"),
-    mirrored=(("analysis of A", "analysis of B"), ("reason of A>B", "reason of B>A")),
-)
-RM_TYPES: dict[str, RMType] = {t.name: t for t in (INDIVIDUAL, PAIRWISE)}
-
-
-def get_rm_type(rm_type: str | RMType) -> RMType:
-    """The spec of an rm type name (a spec is returned as it is).
-
-    Raises:
-        ConfigError: an unknown name, listing the known ones.
-    """
-    if isinstance(rm_type, RMType):
-        return rm_type
-    try:
-        return RM_TYPES[rm_type]
-    except (KeyError, TypeError):
-        raise ConfigError(f"rm_type must be 'individual' or 'pairwise', got {rm_type!r}") from None
-
-
-def feedback_keys(rm_type: str | RMType) -> list[str]:
-    """`RMType.keys` by name."""
-    return get_rm_type(rm_type).keys()
-
-
-def feedback_json_schema(rm_type: str | RMType) -> dict[str, Any]:
-    """`RMType.json_schema` by name."""
-    return get_rm_type(rm_type).json_schema()
-
-
-def parse_feedback(text: str, rm_type: str | RMType, finish_reason: str | None = None) -> dict[str, Any]:
-    """Parse a model's answer into a feedback dict (the rule is in `icrm.parsing`).
-
-    Args:
-        text: the generated text (the model's continuation after ``<|begin_of_feedback|>``).
-        rm_type: ``individual`` or ``pairwise``.
-        finish_reason: the server's finish reason; ``length`` means the answer was cut.
-
-    Returns:
-        The one feedback object in `text`, with ``score`` an int in 1–10 (individual) or
-        ``choice`` one of `PAIRWISE_CHOICES` (pairwise). Other keys as the model wrote them.
-
-    Raises:
-        FeedbackParseError: no verdict; ``raw_text`` is `text`, ``reason`` says why.
-
-    >>> parse_feedback('{"intent": "i", "checklist": "c", "strengths": "s", "weaknesses": "w", "score": "7/10"}'
-    ...                '<|end_of_feedback|>', "individual")["score"]
-    7
-    >>> parse_feedback('{"choice": "B+", "analysis of A": "ok"', "pairwise")
-    Traceback (most recent call last):
-    ...
-    icrm.errors.FeedbackParseError: truncated answer: the feedback object is still open where the answer ends
-    """
-    return get_rm_type(rm_type).parse(text, finish_reason)
-
-
-def build_feedback(text: str, rm_type: str | RMType, usage: Usage | None = None, **envelope: Any) -> Feedback:
-    """`RMType.build` by name: typed feedback for an answer; never raises for a bad one."""
-    return get_rm_type(rm_type).build(text, usage, **envelope)
