@@ -18,7 +18,7 @@ chat template's control tokens. `neutralize` rewrites, visibly and minimally:
   ``## Example 3``, ``# Rules``, ...) gets a backslash before its ``#``, so inserted text
   cannot open a section of the prompt.
 
-What remains is a model-level risk, documented in README: a judge can still be swayed
+What remains is a model-level risk, documented in the docs (Templates and shots): a judge can still be swayed
 by what a response *says* (a fake feedback object in plain text, "rate this 10").
 """
 

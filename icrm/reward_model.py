@@ -48,24 +48,21 @@ class ICRM(ICRMCore):
         completion: True = completion mode (raw prompt), False = chat mode (the whole
             prompt is the user message), None = the engine's default.
         num_shots: shots shown before each conversation (0 allowed).
-        template_path, shot_template_path, feedback_template_path: custom templates
-            (``{$key}`` text, or Jinja2 when the file ends in ``.j2``).
+        template_path: a custom overall template (``{$key}`` text, or Jinja2 when the
+            file ends in ``.j2``).
+        shot_template_path: a custom shot template.
+        feedback_template_path: a custom feedback template.
         verbose: log each full prompt to stderr.
-        seed: seeds this instance's shot sampler (``random`` mode).
+        seed: seeds shot sampling (``random`` mode), ``random`` placement, and
+            generation when it samples (temperature > 0).
         shot_sampling_mode: ``fixed`` (the first `num_shots`) or ``random``.
-        base_url: a server to send requests to instead of the engine's default.
-        api_key: the API key; defaults to the vendor's environment variable.
-        api_version: ``azure`` only.
-        worker_addrs: local engines: base URLs of servers that already run.
-        worker_args: extra command-line arguments for launched servers.
-        timeout: per-request timeout in seconds.
-        max_retries: retries after a failed try (429, 5xx, timeouts, connection
-            errors; never other 4xx); default ``ICRM_RETRY_ATTEMPTS`` - 1, else 3.
-        cache_dir: where the generation cache lives (default ``ICRM_CACHE_DIR`` or the
-            user cache directory).
-        log_file: a JSONL file to append every request and response to (keys redacted).
-        constrain_output: ask the server for JSON constrained to the feedback schema;
-            None = the engine's default (on for ``llamacpp`` only).
+        **options: every other `ICRMConfig` option, by keyword: ``base_url`` (a server
+            to send requests to), ``api_key`` (default: the vendor's variable),
+            ``api_version`` (azure), ``worker_addrs`` (servers that already run),
+            ``worker_args``, ``timeout`` (seconds a request may take in all),
+            ``max_retries``, ``cache_dir``, ``log_file`` (a JSONL log of every request,
+            keys redacted), ``constrain_output``, ``method``, ``position``,
+            ``num_samples`` (see the docs' Configuration page).
 
     Raises:
         ConfigError: a bad argument, template or shots pool, or a missing package/key.

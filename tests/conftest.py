@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -30,3 +31,15 @@ def user_assistant(query: str, response: str, *earlier: str) -> list[dict[str, s
     """A conversation: `earlier` user/assistant turns, then `query` and `response`."""
     turns = [*earlier, query, response]
     return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)]
+
+
+@pytest.fixture(scope="session")
+def embedded_hf_dir() -> Path:
+    """The embedded model as Hugging Face weights (a policy or tokenizer for the trainers'
+    tests); skips, saying why, where torch, transformers or gguf is missing."""
+    for module in ("torch", "transformers", "gguf"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed (scripts/setup_tests.sh installs it)")
+    from icrm.engines.local import embedded_model_hf_dir
+
+    return embedded_model_hf_dir()

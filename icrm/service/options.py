@@ -29,7 +29,7 @@ MAX_CONCURRENCY = 4_096
 # OpenRLHF >= 0.11 sends one sample per request, as many at once as it has rollouts in
 # flight, and gives up on a sample after 5 tries 1 s apart. Waiting in the queue costs
 # nothing but memory, so the default holds a trainer's whole rollout wave; size it to
-# the trainer's concurrent samples (README, "OpenRLHF").
+# the trainer's concurrent samples (docs: Reward service, "OpenRLHF").
 DEFAULT_MAX_QUEUE = 1024
 
 

@@ -80,13 +80,11 @@ trl = pytest.importorskip("trl", reason="TRL is a test extra: pip install -e '.[
 
 @pytest.mark.slow
 @pytest.mark.mock_llm({"strict": True, "matches": [{"response": feedback(8)}]})
-def test_grpo_trainer_trains_two_steps_on_icrm_rewards(mock_llm, tmp_path):
+def test_grpo_trainer_trains_two_steps_on_icrm_rewards(mock_llm, tmp_path, embedded_hf_dir):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from icrm.engines.local import embedded_model_hf_dir
-
-    policy = str(embedded_model_hf_dir())  # the embedded SmolLM2-135M, as Hugging Face weights
+    policy = str(embedded_hf_dir)  # the embedded SmolLM2-135M, as Hugging Face weights
     dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": f"Name a colour ({i})."}] for i in range(8)]})
     config = GRPOConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, num_generations=4,
                         max_completion_length=8, logging_steps=1, report_to=[], use_cpu=True, bf16=False,

@@ -48,18 +48,17 @@ def test_kill_9_of_a_workers_guard_takes_its_server_down(tmp_path):
     {"contains": ["<|begin_of_response|>\n4\n"], "response": feedback(10)},
     {"contains": ["UNJUDGEABLE"], "response": "no verdict"},
     {"response": feedback(4)}]})
-def test_verls_legacy_prime_manager_reads_icrms_rewards(mock_llm):
+def test_verls_legacy_prime_manager_reads_icrms_rewards(mock_llm, embedded_hf_dir):
     from omegaconf import OmegaConf
     from transformers import AutoTokenizer
     from verl.trainer.ppo.reward import get_custom_reward_fn
     from verl.workers.reward_manager.prime import PrimeRewardManager
 
-    from icrm.engines.local import embedded_model_hf_dir
     from tests.integration.test_verl import SAMPLES, reward_kwargs, rollout_batch
 
     config = OmegaConf.create({"reward": {"custom_reward_function": {
         "path": "pkg://icrm.integrations.verl", "name": "compute_score", "reward_kwargs": reward_kwargs(mock_llm)}}})
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_hf_dir()))
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_hf_dir))
     manager = PrimeRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
     batch = rollout_batch(tokenizer, SAMPLES)
     rewards = manager(batch).sum(dim=-1).tolist()
