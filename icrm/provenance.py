@@ -20,7 +20,7 @@ from .rm_types import RMType, get_rm_type
 if TYPE_CHECKING:
     from .prompt import PromptBuilder
 
-__all__ = ["run_fields", "generation_kwargs", "engine_choice"]
+__all__ = ["run_fields", "generation_kwargs", "engine_choice", "worker_tuning"]
 
 
 def engine_choice(config: ICRMConfig, method: JudgingMethod | None = None) -> Any:
@@ -57,8 +57,9 @@ def run_fields(config: ICRMConfig, given: Mapping[str, Any] | None = None, build
                **extra: Any) -> dict[str, Any]:
     """The fingerprint fields of a run: model, engine, server, rm type, method, position,
     samples, mode (completion / chat), constrained output, templates' and shots' hashes,
-    shots (number, sampling mode, seed), the generation kwargs in effect, and `extra`
-    (a surface's own: input format, benchmark, ...).
+    shots (number, sampling mode, seed), the generation kwargs in effect, what icrm chose
+    for its own workers on this machine (``worker``: a vLLM CPU worker's dtype and why),
+    and `extra` (a surface's own: input format, benchmark, ...).
 
     Args:
         config: the judge's configuration.
@@ -90,5 +91,17 @@ def run_fields(config: ICRMConfig, given: Mapping[str, Any] | None = None, build
         "num_shots": config.num_shots,
         "shot_sampling_mode": config.shot_sampling_mode,
         "generation_kwargs": generation_kwargs(config, method, rm_type, given),
+        "worker": worker_tuning(config, choice),
         **extra,
     }
+
+
+def worker_tuning(config: ICRMConfig, choice: Any) -> dict[str, str] | None:
+    """What icrm chose for the workers it launches for `config`, and why
+    (`icrm.engines.machine`): a vLLM CPU worker's dtype; None when icrm launches no
+    worker whose settings depend on the machine."""
+    if choice.name != "vllm" or choice.server is not None:
+        return None
+    from .engines.machine import vllm_cpu_tuning, vllm_is_cpu_build
+
+    return vllm_cpu_tuning(worker_args=config.worker_args).provenance() if vllm_is_cpu_build() else None

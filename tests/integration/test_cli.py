@@ -86,7 +86,7 @@ def bad_inputs(tmp_path):
         "pairwise different queries": (["--rm_type", "pairwise", write(tmp_path, "pair.json", {
             "conversation_A": user_assistant("q1", "a"), "conversation_B": user_assistant("q2", "b")})], "differ at turn 0"),
         "unknown rm_type": ([EXAMPLES / "test_individual.json", "--rm_type", "listwise"], "rm_type must be one of individual, pairwise, got 'listwise'"),
-        "unknown engine": ([EXAMPLES / "test_individual.json", "--engine", "gpt5"], "engine must be one of anthropic, azure, claude"),
+        "unknown engine": ([EXAMPLES / "test_individual.json", "--engine", "gpt5"], "engine must be one of llamacpp, vllm, sglang"),
         "num_shots too large": ([EXAMPLES / "test_individual.json", "--num_shots", "50"], "num_shots=50 but the default individual shots pool has only"),
         "pool missing a field": ([EXAMPLES / "test_individual.json", "--shots_pool_path", write(tmp_path, "pool.json", pool)], "shot 0: feedback lacks 'score'"),
         "unknown flag": ([EXAMPLES / "test_individual.json", "--temprature", "0.5"], "unknown flag --temprature"),
