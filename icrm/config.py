@@ -60,6 +60,8 @@ def _one_of(kind: str, choices: Callable[[], Any]) -> Any:
     """A name checked against its table (a `Registry` or a tuple), read when checked, so
     a new entry needs no edit here."""
     def check(value: Any) -> Any:
+        if value is None and kind in _OPTIONAL_NAMES:
+            return None
         table = choices()
         if hasattr(table, "canonical"):
             return table.canonical(value)
@@ -89,12 +91,25 @@ def _positions() -> Any:
     return POSITIONS
 
 
+def _group_strategies() -> Any:
+    from .groups import GROUP_STRATEGIES
+    return GROUP_STRATEGIES
+
+
+def _inconsistent_pairs() -> Any:
+    from .groups import INCONSISTENT_PAIRS
+    return INCONSISTENT_PAIRS
+
+
 def _shot_modes() -> Any:
     from .shots import SHOT_SAMPLING_MODES
     return SHOT_SAMPLING_MODES
 
 
+_OPTIONAL_NAMES = ("group_strategy",)
 RMTypeName = Annotated[str, _one_of("rm_type", _rm_types)]
+GroupStrategyName = Annotated["str | None", _one_of("group_strategy", _group_strategies)]
+InconsistentPairs = Annotated[str, _one_of("inconsistent_pairs", _inconsistent_pairs)]
 MethodName = Annotated[str, _one_of("method", _methods)]
 EngineName = Annotated[str, _one_of("engine", _engines)]
 PositionName = Annotated[str, _one_of("position", _positions)]
@@ -198,6 +213,15 @@ generations on slow local servers take minutes)."""
     num_samples: int = Field(1, ge=1, le=MAX_SAMPLES, **_on(*_EVERYWHERE))
     """Self-consistency: samples per judgement (needs temperature > 0), voted (majority
     choice, mean score) with their ``agreement``."""
+    group_strategy: GroupStrategyName = Field(None, **_on(*_EVERYWHERE))
+    """How a group of responses to one prompt is judged: ``listwise`` (one request;
+    rm_type listwise), ``individual`` (k requests), or a pairwise tournament —
+    ``all_pairs`` (k(k−1)/2), ``circular`` (k), ``knockout`` (k − 1) — with
+    Bradley–Terry rewards; None = the rm type's own (``listwise``, ``individual``,
+    ``all_pairs``)."""
+    inconsistent_pairs: InconsistentPairs = Field("tie", **_on(*_EVERYWHERE))
+    """Group tournaments with ``position="both"``: a pair whose two orders disagree
+    counts as a ``tie`` or ``abstain``s (no outcome)."""
 
     @field_validator("worker_addrs", "worker_args", mode="before")
     @classmethod

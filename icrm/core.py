@@ -49,7 +49,7 @@ from .methods import DEFAULT_GENERATION_KWARGS, JudgingMethod
 from .methods.combine import vote
 from .position import combine_orders, flip, orders, swapped
 from .provenance import engine_choice
-from .rm_types import RM_TYPES
+from .rm_types import RM_TYPES, RMType
 from .scoring import ScoreSummary, score_file
 from .shots import Shot
 from .spec import JudgeSpec, ShotsArg, item_fields
@@ -176,7 +176,8 @@ class ICRMCore(JudgeSpec):
     # -- one judgement -----------------------------------------------------------------
 
     async def _agenerate(self, fields: dict[str, Any], shots: Sequence[Shot], generation_kwargs: dict[str, Any],
-                         method: JudgingMethod, context: dict[str, Any] | None = None) -> GenerationResult:
+                         method: JudgingMethod, context: dict[str, Any] | None = None,
+                         rm_type: RMType | None = None) -> GenerationResult:
         prompt = self.builder(method).render(fields, shots, context)
         if self.verbose:
             logger.info("prompt:\n%s", prompt)
@@ -187,7 +188,7 @@ class ICRMCore(JudgeSpec):
                 raise ConfigError(f"num_samples={samples} needs a temperature > 0 (the samples would all be the "
                                   "same): pass --temperature, e.g. 0.7", fatal=True)
             kwargs["n"] = samples
-        request = method.request(prompt, self.rm_type, completion=self.engine.completion,
+        request = method.request(prompt, rm_type or self.rm_type, completion=self.engine.completion,
                                  constrain=self.constrain_output, kwargs=kwargs)
         return await self.runner.generate(request)
 
@@ -200,29 +201,32 @@ class ICRMCore(JudgeSpec):
         builder = self.builder(judging)
         chosen = self.sample() if shots is None else builder.shots(shots)
         self.rm_type.conversations(fields)  # a bad item fails before any request
+        rm_type = self.rm_type.for_item(fields)  # a group: its size's spec
+        judging.check_item(rm_type)
 
         async def one(order: str) -> Feedback:
-            given = fields if order == "AB" else swapped(self.rm_type, fields)
-            result = await self._agenerate(given, chosen, generation_kwargs, judging, context)
-            read = functools.partial(judging.read_all, result, self.rm_type, builder.answer_examples,
+            given = fields if order == "AB" else swapped(rm_type, fields)
+            result = await self._agenerate(given, chosen, generation_kwargs, judging, context, rm_type)
+            read = functools.partial(judging.read_all, result, rm_type, builder.answer_examples,
                                      shot_ids=[s.id for s in chosen])
             samples = await asyncio.to_thread(read) if sum(map(len, result.texts)) > INLINE_PARSE_CHARS else read()
-            feedback = vote(self.rm_type, samples) if len(samples) > 1 else samples[0]
+            feedback = vote(rm_type, samples) if len(samples) > 1 else samples[0]
             if order == "BA":
-                feedback = flip(self.rm_type, feedback)
-            return feedback if self.rm_type.single else feedback.model_copy(update={"position": order})
+                feedback = flip(rm_type, feedback)
+            return feedback if rm_type.single else feedback.model_copy(update={"position": order})
 
-        placed = orders(self.rm_type, position or self.config.position, self.config.seed, key, fields)
+        placed = orders(rm_type, position or self.config.position, self.config.seed, key, fields)
         judged = await asyncio.gather(*(one(order) for order in placed))
-        return combine_orders(self.rm_type, *judged) if len(judged) == 2 else judged[0]
+        return combine_orders(rm_type, *judged) if len(judged) == 2 else judged[0]
 
     @_on_private_loop
     async def ajudge(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
-                     shots: ShotsArg = None, **generation_kwargs: Any) -> Feedback:
-        """Judge one conversation (individual) or a pair (pairwise), from any event loop.
+                     shots: ShotsArg = None, conversations: Any = None, **generation_kwargs: Any) -> Feedback:
+        """Judge one conversation (individual), a pair (pairwise) or a group in one
+        request (listwise), from any event loop.
 
         Args:
-            conversation / conversation_A, conversation_B: as `render_prompt`.
+            conversation / conversation_A, conversation_B / conversations: as `render_prompt`.
             shots: shots to show; None = sample from the pool.
             **generation_kwargs: override `DEFAULT_GENERATION_KWARGS` (``temperature``,
                 ``max_tokens`` in tokens, ``top_p``, ``stop``, ``seed``, ...).
@@ -236,7 +240,7 @@ class ICRMCore(JudgeSpec):
             InputError / ConfigError: bad conversations, shots or generation kwargs.
             EngineError: the engine failed.
         """
-        return await self._judgement(item_fields(conversation, conversation_A, conversation_B), shots,
+        return await self._judgement(item_fields(conversation, conversation_A, conversation_B, conversations), shots,
                                      generation_kwargs)
 
     judge = _twin(ajudge, "judge")

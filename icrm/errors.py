@@ -47,9 +47,11 @@ __all__ = [
 # no_verdict: objects, but none carries the verdict key;
 # invalid_verdict: the verdict value is not a score 1-10 / one of the five choices;
 # no_object: no JSON object at all; empty: no text at all;
-# no_label: (logprob method) no verdict label among the first token's top logprobs.
+# no_label: (logprob method) no verdict label among the first token's top logprobs;
+# too_long: an answer too long to be one feedback object, refused unread;
+# wrong_count: (listwise) scores for other responses than the group's, or for more.
 PARSE_REASONS = ("truncated", "ambiguous", "missing_keys", "no_verdict", "invalid_verdict", "no_object", "empty",
-                 "no_label")
+                 "no_label", "too_long", "wrong_count")
 
 
 def _rebuild(cls: type[ICRMError], message: str, state: dict[str, Any]) -> ICRMError:

@@ -10,9 +10,10 @@ the shot ids, and — when there is no verdict — why (``parse_error`` with its
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .engines.base import Usage
 
@@ -25,10 +26,12 @@ __all__ = [
     "FeedbackBase",
     "IndividualFeedback",
     "PairwiseFeedback",
+    "ListwiseFeedback",
     "Feedback",
     "ENVELOPE_FIELDS",
     "JUDGEMENT_FIELDS",
     "answer_keys",
+    "ranking",
 ]
 
 PAIRWISE_CHOICES = ("A++", "A+", "A=B", "B+", "B++")
@@ -157,7 +160,53 @@ class PairwiseFeedback(FeedbackBase):
     """``logprob``: P(A++) + P(A+) + ½·P(A=B), so that P(A better) + P(B better) = 1."""
 
 
-Feedback = Union[IndividualFeedback, PairwiseFeedback]
+def ranking(values: Sequence[float]) -> list[int]:
+    """Indexes best first; equal values keep their given order.
+
+    >>> ranking([3, 9, 3, 7])
+    [1, 3, 0, 2]
+    """
+    return sorted(range(len(values)), key=lambda i: (-values[i], i))
+
+
+class ListwiseFeedback(FeedbackBase):
+    """Feedback on a group of k responses to the same conversation (listwise mode),
+    labelled ``1`` … ``k`` in the order judged and told back in the order given.
+
+    JSON keys: ``analysis`` (label → a short analysis) and ``scores`` (label → 1–10).
+    """
+
+    analysis: dict[str, str] | None = None
+    """A short analysis of each response, by label (``"1"`` … ``"k"``)."""
+    scores: list[int | float] | None = None
+    """One score 1–10 per response, in the order given (a mean where orders or samples
+    were combined)."""
+    p_best: list[float] | None = None
+    """``logprob``: P(response i is the best of the group), per response; sums to 1."""
+    ranking: list[int] | None = None
+    """The responses' indexes (0-based, in the order given), best first; equal scores
+    keep their given order."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ranked(cls, data: Any) -> Any:
+        # The ranking follows the scores (or P(best)) unless given.
+        if isinstance(data, dict) and data.get("ranking") is None:
+            values = data.get("scores") or data.get("p_best")
+            if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
+                data = {**data, "ranking": ranking(values)}
+        return data
+
+    @field_validator("analysis", mode="before")
+    @classmethod
+    def _analysis_as_text(cls, value: Any) -> Any:
+        # Like every text field: keep what the judge wrote, as text.
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in value.items()}
+        return value
+
+
+Feedback = Union[IndividualFeedback, PairwiseFeedback, ListwiseFeedback]
 ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "parse_error_reason", "finish_reason", "error", "error_kind",
                    "cache_hit", "latency_s", "shot_ids", "method", "probabilities", "label_mass", "position",
                    "position_consistent", "order_verdicts", "num_samples", "agreement", "sample_verdicts",

@@ -15,16 +15,17 @@ from typing import Any
 from .errors import InputError
 from .rm_types import RM_TYPES, RMType, get_rm_type
 
-__all__ = ["load_example", "rewardbench_pair", "prompt_turns"]
+__all__ = ["load_example", "rewardbench_pair", "prompt_turns", "prompt_responses"]
 
 
 def load_example(path: str | Path, rm_type: str | RMType) -> dict[str, Any]:
     """Read one example to judge from a JSON file.
 
     Args:
-        path: a JSON object with ``conversation`` (individual) or ``conversation_A`` and
-            ``conversation_B`` (pairwise), each an OpenAI-style message list.
-        rm_type: ``individual`` or ``pairwise``.
+        path: a JSON object with ``conversation`` (individual), ``conversation_A`` and
+            ``conversation_B`` (pairwise), or ``conversations`` (listwise: a list), each
+            conversation an OpenAI-style message list.
+        rm_type: ``individual``, ``pairwise`` or ``listwise``.
 
     Returns:
         The fields as keyword arguments for `ICRM.judge`, already validated, so a bad
@@ -90,3 +91,24 @@ def rewardbench_pair(row: Mapping[str, Any], where: str) -> tuple[list[dict[str,
     turns = prompt_turns(row["prompt"], where)
     return ([*turns, {"role": "assistant", "content": row["chosen"]}],
             [*turns, {"role": "assistant", "content": row["rejected"]}])
+
+
+def prompt_responses(row: Mapping[str, Any], where: str) -> list[list[dict[str, Any]]]:
+    """The conversations of a group row: ``prompt`` (a string, or turns ending with a
+    user turn) and ``responses`` (a list of strings), one conversation per response.
+
+    Raises:
+        InputError: ``prompt`` or ``responses`` is missing or of the wrong shape; names
+            `where`.
+
+    >>> [c[-1]["content"] for c in prompt_responses({"prompt": "2+2?", "responses": ["4", "5"]}, "row 1")]
+    ['4', '5']
+    """
+    missing = [f for f in ("prompt", "responses") if f not in row]
+    if missing:
+        raise InputError(f"{where}: a group row needs {' and '.join(missing)} (a prompt and a list of responses)")
+    turns = prompt_turns(row["prompt"], where)
+    responses = row["responses"]
+    if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+        raise InputError(f"{where}: 'responses' must be a list of strings")
+    return [[*turns, {"role": "assistant", "content": r}] for r in responses]

@@ -15,8 +15,9 @@ chat template's control tokens. `neutralize` rewrites, visibly and minimally:
   DeepSeek reasoning and tool tags (``<think>``, ``<tool_call>``): ``<`` becomes ``‹``
   and ``[`` becomes ``⁅``, so no tokenizer reads them as special;
 - a line that repeats one of the template's section headings (``### Feedback``,
-  ``## Example 3``, ``# Rules``, ...) gets a backslash before its ``#``, so inserted text
-  cannot open a section of the prompt.
+  ``## Example 3``, ``# Rules``, ...) or field labels (``Response B:``, ``Query:``, the
+  compact delimiters of the fast methods' templates) gets a backslash before it, so
+  inserted text cannot open a section or a field of the prompt.
 
 What remains is a model-level risk, documented in the docs (Templates and shots): a judge can still be swayed
 by what a response *says* (a fake feedback object in plain text, "rate this 10").
@@ -44,21 +45,25 @@ CONTROL_TOKENS = (
 )
 _PIPE_MARKER = re.compile(r"<\||\|>|<｜|｜>")
 _CONTROL = re.compile("|".join(re.escape(t) for t in sorted(CONTROL_TOKENS, key=len, reverse=True)))
+_FIELD_LABEL = re.compile(r"[A-Z][A-Za-z ]{0,30}:")
 _PLACEHOLDER = re.compile(r"\{\$[^{}$\n]+\}|\{\{.*?\}\}|\{%.*?%\}")
 
 
 def heading_pattern(template_texts: Iterable[str]) -> re.Pattern[str] | None:
-    """A pattern matching the section headings of templates: their lines that start
-    with ``#``, placeholders (``{$index}``, Jinja) matching anything.
+    """A pattern matching the section headings and field labels of templates: their
+    lines that start with ``#``, or that are a short label ending with ``:``
+    (``Response A:``); placeholders (``{$index}``, Jinja) matching anything.
 
     >>> bool(heading_pattern(["## Example {$index}", "### Feedback"]).fullmatch("## Example 7"))
+    True
+    >>> bool(heading_pattern(["Response A:", "{$model_output_A}"]).fullmatch("Response A:"))
     True
     """
     headings = set()
     for text in template_texts:
         for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("#"):
+            line = line.strip().removeprefix("@reference: ")
+            if line.startswith("#") or _FIELD_LABEL.fullmatch(line):
                 parts = _PLACEHOLDER.split(line)
                 headings.add(".*".join(re.escape(p) for p in parts))
     if not headings:

@@ -18,7 +18,9 @@ feedback object of the expected shape. Concretely, for an answer `text`:
    example or shot, then the model's own feedback — whichever comes first, it is never
    taken); candidates that disagree on the verdict (a score quoted in prose, then the
    feedback); a candidate that repeats the prompt's own format example (its values are
-   the template's placeholders); an object that holds the verdict key twice.
+   the template's placeholders); an object that holds the verdict key twice. A
+   structured verdict (listwise ``scores``, an object) counts only as strict JSON, so
+   that a label given twice inside it is seen.
 5. ``no_verdict`` / ``invalid_verdict`` / ``missing_keys``: no candidate holds the
    verdict key; its value is not a verdict; the object lacks a key of the shape.
 6. ``too_long``: an answer over `MAX_ANSWER_CHARS` is refused unread; one holding more
@@ -164,8 +166,9 @@ def parse_object(
             f"ambiguous answer: {len(usable)} feedback objects disagree on {verdict_key!r} ({shown})",
             text, "ambiguous")
     if not all(c.clean_verdict for c in usable):
-        raise FeedbackParseError(f"{verdict_key!r} is not a plain JSON value as written (repaired junk such as "
-                                 f"'7 8')", text, "invalid_verdict")
+        what = "strict JSON (it needed repair)" if isinstance(raw_verdicts[0], (dict, list)) else \
+            "a plain JSON value as written (repaired junk such as '7 8')"
+        raise FeedbackParseError(f"{verdict_key!r} is not {what}", text, "invalid_verdict")
     verdict = normalize(raw_verdicts[0], text)
     complete = [c.value for c in usable if all(k in c.value for k in keys)]
     if not complete:
@@ -206,9 +209,16 @@ def _repeats(value: Mapping[str, Any], example: Mapping[str, Any], verdict_key: 
         if key == verdict_key:
             if _comparable(mine, normalize) != _comparable(theirs, normalize):
                 return False
-        elif not isinstance(mine, str) or not isinstance(theirs, str) or mine.strip() != theirs.strip():
+        elif not _same_text(mine, theirs):
             return False
     return True
+
+
+def _same_text(mine: Any, theirs: Any) -> bool:
+    # The template's placeholder text, as written (nested objects compared key by key).
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return bool(theirs) and mine.keys() == theirs.keys() and all(_same_text(mine[k], theirs[k]) for k in theirs)
+    return isinstance(mine, str) and isinstance(theirs, str) and mine.strip() == theirs.strip()
 
 
 def _comparable(value: Any, normalize: Callable[[Any, str], Any]) -> str:
@@ -275,11 +285,12 @@ def _decode(fragment: str, start: int, end: int, deepest: int, key_pattern: re.P
             verdict_key: str, budget: list[int]) -> _Candidate:
     mentions = [m.end() for m in key_pattern.finditer(fragment)]
     value: Any = None
-    duplicate = False
+    duplicate = strict = False
     if deepest <= MAX_DEPTH:
         try:
             value = json.loads(fragment, object_pairs_hook=_pairs)
             duplicate = isinstance(value, _Duplicated) and verdict_key in value.duplicates
+            strict = True
         except (json.JSONDecodeError, RecursionError):
             if len(fragment) <= budget[0]:
                 budget[0] -= len(fragment)
@@ -297,6 +308,8 @@ def _decode(fragment: str, start: int, end: int, deepest: int, key_pattern: re.P
     # undecodable one when its text gives the key.
     mentions_verdict = verdict_key in value if value is not None else bool(mentions)
     clean = bool(mentions) and re.match(_CLEAN_VALUE, fragment[mentions[0]:].lstrip()) is not None
+    if strict and value is not None and isinstance(value.get(verdict_key), (dict, list)):
+        clean = True  # a structured verdict (listwise scores) counts only as strict JSON, its duplicates seen
     return _Candidate(start, end, value, mentions_verdict, duplicate, clean)
 
 

@@ -68,7 +68,9 @@ def content_key(fields: Mapping[str, Any]) -> str:
 
 
 def swapped(rm_type: RMType, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """An item with its two conversations exchanged (A is B, B is A)."""
+    """An item with its two conversations exchanged (A is B, B is A); a group reversed."""
+    if rm_type.group:
+        return rm_type.swapped(fields)  # type: ignore[attr-defined,no-any-return]
     a, b = rm_type.input_fields
     return {**fields, a: fields[b], b: fields[a]}
 
@@ -84,6 +86,8 @@ def flip(rm_type: RMType, feedback: Feedback) -> Feedback:
     """
     if rm_type.single:
         return feedback
+    if rm_type.group:
+        return rm_type.flip(feedback)  # type: ignore[attr-defined,no-any-return]
     update: dict[str, Any] = {}
     fields = type(feedback).model_fields
     for a, b in rm_type.mirrored:
@@ -131,6 +135,10 @@ def combine_orders(rm_type: RMType, as_given: Feedback, swapped: Feedback) -> Fe
     """
     common: dict[str, Any] = {"position": "both", "usage": summed_usage([as_given, swapped]),
                               "order_verdicts": {"AB": rm_type.verdict(as_given), "BA": rm_type.verdict(swapped)}}
+    if rm_type.group:  # the mean score per response; consistent when both orders rank the same best
+        if as_given.ok and swapped.ok:
+            common["position_consistent"] = as_given.ranking[0] == swapped.ranking[0]  # type: ignore[union-attr]
+        return rm_type.combine([as_given, swapped], **common)  # type: ignore[attr-defined,no-any-return]
     if not as_given.ok or not swapped.ok:
         failed = as_given if not as_given.ok else swapped
         return failed.model_copy(update=common)

@@ -140,8 +140,7 @@ class PromptBuilder:
         template = self.template
         if context.get("reference") is not None and self.reference_template is not None:
             template = self.reference_template
-        values = {**self._neutralized(self.rm_type.example_values(conversations)),
-                  **self._context_values(template, context)}
+        values = {**self.rm_type.example_values(conversations, self._clean), **self._context_values(template, context)}
         return template.render({"shots": self._shots_block(shots), **values})
 
     def _context_values(self, template: Template, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,9 +176,12 @@ class PromptBuilder:
 
     def _render_shot(self, index: int, shot: Shot) -> str:
         feedback = self.method.shot_feedback(self.rm_type, shot.feedback)
-        values = self._neutralized(self.rm_type.example_values(shot.conversations))
+        values = self.rm_type.example_values(shot.conversations, self._clean)
         written = render_feedback(self.feedback_template, self._neutralized(feedback))
         return self.shot_template.render({"index": index, **values, "feedback": written})
+
+    def _clean(self, text: str) -> str:
+        return neutralize(text, self._headings)
 
     def _neutralized(self, values: Mapping[str, Any]) -> dict[str, Any]:
         # Keys too: a Jinja template may show a row's keys (``{% for k, v in row.items() %}``).

@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ICRMConfig
-from .core import DEFAULT_CONCURRENCY, DEFAULT_GENERATION_KWARGS, ICRMCore
+from .core import DEFAULT_CONCURRENCY, DEFAULT_GENERATION_KWARGS, ICRMCore, _on_private_loop, _twin
+from .engines.base import check_generation_kwargs
 from .errors import ConfigError, FeedbackParseError, InputError
+from .feedback import FeedbackBase
+from .groups import GroupResult, judge_group
 from .shots import Shot
 
 if TYPE_CHECKING:
@@ -93,6 +96,45 @@ class ICRM(ICRMCore):
     ) -> None:
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__", "options")}
         self._setup(ICRMConfig.build(**given, **options))
+
+    @_on_private_loop
+    async def ajudge_group(self, conversations: Sequence[Any], key: str | None = None, shots: Any = None,
+                           concurrency: int = DEFAULT_CONCURRENCY, context: dict[str, Any] | None = None,
+                           **generation_kwargs: Any) -> GroupResult:
+        """Judge a group — k ≥ 2 responses to one prompt, as conversations that share
+        everything but their last turn — with this judge's ``group_strategy``
+        (`icrm.groups`), from any event loop.
+
+        Args:
+            conversations: the group, 2 to 32 conversations (OpenAI-style message lists).
+            key: the group's id: seeds ``random`` placement and the knockout bracket
+                (default: a hash of its content).
+            shots: shots for every judgement; None = sampled from the pool.
+            concurrency: judgements of this group in flight at most.
+            context: the group's other fields (``reference``, ``rubric``), for every
+                judgement.
+            **generation_kwargs: as `ajudge`.
+
+        Returns:
+            A `GroupResult`: one reward in [0, 1] per response (None for a response the
+            judge did not judge, with its ``errors`` entry), the ranking, and every
+            judgement made. A group that is not one is failed (``input``) on every
+            response, with nothing sent.
+
+        Raises:
+            ConfigError: bad shots or generation kwargs (they apply to every judgement).
+        """
+        check_generation_kwargs(generation_kwargs)
+        chosen = None if shots is None else self.prompts.shots(shots)
+
+        async def judge(item: dict[str, Any], item_key: str) -> FeedbackBase:
+            return await self.ajudge_item(item, chosen, generation_kwargs, key=item_key)
+        config = self.config
+        return await judge_group(judge, self.rm_type, self.group_strategy, conversations, key=key, seed=config.seed,
+                                 position=config.position, inconsistent_pairs=config.inconsistent_pairs,
+                                 concurrency=concurrency, context=context)
+
+    judge_group = _twin(ajudge_group, "judge_group")
 
     def rm(
         self,

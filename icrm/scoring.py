@@ -31,7 +31,7 @@ from .batch.sources import bad_row_id, is_reserved_id, repeated_id
 from .config import ICRMConfig
 from .engines.usage import UsageTotals
 from .errors import ConfigError, InputError
-from .inputs import rewardbench_pair
+from .inputs import prompt_responses, rewardbench_pair
 from .provenance import run_fields
 from .rm_types import RMType, get_rm_type
 
@@ -40,10 +40,14 @@ __all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ScoreRun", "score_
 
 logger = logging.getLogger(__name__)
 
-# "conversations": rows hold conversation (individual) or conversation_A/B (pairwise).
+# "conversations": rows hold conversation (individual), conversation_A/B (pairwise) or
+#   conversations (listwise: a group).
 # "rewardbench": rows hold prompt, chosen, rejected (RewardBench's schema); pairwise puts
-#   chosen in A and rejected in B; individual scores each, as ids "<id>:chosen" / ":rejected".
-INPUT_FORMATS = ("conversations", "rewardbench")
+#   chosen in A and rejected in B; individual scores each, as ids "<id>:chosen" / ":rejected";
+#   listwise judges [chosen, rejected] as a group.
+# "responses": rows hold prompt and responses (a list of strings): listwise judges them as
+#   one group; individual scores each, as ids "<id>:<index>".
+INPUT_FORMATS = ("conversations", "rewardbench", "responses")
 # The options of `score_file` besides generation kwargs (for "did you mean" hints).
 SCORE_OPTIONS = ("concurrency", "limit", "id_field", "input_format", "progress", "split", "overwrite")
 RESTART = "pass --overwrite True (overwrite=True) to start over"
@@ -112,6 +116,9 @@ def row_items(row: Mapping[str, Any], rid: str, rm_type: RMType, input_format: s
     if input_format == "conversations":
         yield rid, {f: row.get(f) for f in rm_type.input_fields}
         return
+    if input_format == "responses":
+        yield from _group_items(row, rid, rm_type, where)
+        return
     try:
         chosen, rejected = rewardbench_pair(row, where)
     except InputError as error:
@@ -120,6 +127,23 @@ def row_items(row: Mapping[str, Any], rid: str, rm_type: RMType, input_format: s
         return
     for tag, item in rm_type.pair_judgements(chosen, rejected, ("AB",)):  # chosen in A
         yield _tagged(rid, tag), item
+
+
+def _group_items(row: Mapping[str, Any], rid: str, rm_type: RMType,
+                 where: str) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
+    if not (rm_type.group or rm_type.single):
+        yield rid, InputError(f"{where}: input_format 'responses' holds a group: use rm_type listwise or individual")
+        return
+    try:
+        conversations = prompt_responses(row, where)
+    except InputError as error:
+        yield rid, error
+        return
+    if rm_type.group:
+        yield rid, {rm_type.input_fields[0]: conversations}
+        return
+    for index, conversation in enumerate(conversations):
+        yield f"{rid}:{index}", {rm_type.input_fields[0]: conversation}
 
 
 def _tagged(rid: str, tag: str) -> str:

@@ -152,5 +152,5 @@ def _parse_shot(record: Any, index: int, rm_type: RMType, source: str) -> Shot:
         conversations = rm_type.conversations({f: record[f] for f in fields})
     except InputError as e:
         raise ConfigError(f"{where}: {e}") from None
-    rm_type.check_shot_feedback(record["feedback"], where)
+    rm_type.for_item(record).check_shot_feedback(record["feedback"], where)
     return Shot(str(record.get("id", index)), conversations, record["feedback"], record)

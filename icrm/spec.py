@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import ICRMConfig
 from .engines.base import check_generation_kwargs
+from .groups import GroupStrategy, strategy_for
 from .methods import JudgingMethod, get_method
 from .prompt import PromptBuilder
 from .provenance import engine_choice, generation_kwargs, run_fields
@@ -37,6 +38,7 @@ class JudgeSpec:
         config: the configuration.
         rm_type: the rm type (`icrm.rm_types.RMType`), resolved once.
         method: the judging method, resolved once (`icrm.methods.JudgingMethod`).
+        group_strategy: how `judge_group` judges a group (`icrm.groups`).
         prompts: the prompt builder of `method` (templates and shots pool).
         engine_name, model_name: what will judge (`icrm.provenance.engine_choice`).
 
@@ -50,7 +52,8 @@ class JudgeSpec:
     def _load_spec(self, config: ICRMConfig) -> None:
         self.config = config
         self.rm_type: RMType = get_rm_type(config.rm_type)
-        self.method: JudgingMethod = get_method(config.method)
+        self.method: JudgingMethod = self.rm_type.method_variant(get_method(config.method))
+        self.group_strategy: GroupStrategy = strategy_for(self.rm_type, config.group_strategy)
         self._builders: dict[str, PromptBuilder] = {}
         self.prompts = self.builder(self.method)
         self._rng = random.Random(config.seed)
@@ -77,7 +80,7 @@ class JudgeSpec:
         Raises:
             ConfigError: an unknown method name.
         """
-        return self.method if method is None else get_method(method)
+        return self.method if method is None else self.rm_type.method_variant(get_method(method))
 
     def builder(self, method: JudgingMethod) -> PromptBuilder:
         """The prompt builder of `method` (loaded once per method).
@@ -133,12 +136,14 @@ class JudgeSpec:
                                    mode or self.shot_sampling_mode, self._rng)
 
     def render_prompt(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
-                      shots: ShotsArg = None, method: str | None = None, **context: Any) -> str:
+                      shots: ShotsArg = None, method: str | None = None, conversations: Any = None,
+                      **context: Any) -> str:
         """The full prompt for one judgement: instruction, rules, shots, then the example.
 
         Args:
             conversation: individual mode: the conversation to judge.
             conversation_A, conversation_B: pairwise mode: the two conversations.
+            conversations: listwise mode: the group (2 to 32 conversations).
             shots: shot dicts (or `Shot` objects) to show; None = sample from the pool.
             method: the judging method (default: this judge's).
             **context: the item's other fields (``reference``, ``rubric``, ...).
@@ -152,14 +157,17 @@ class JudgeSpec:
         """
         builder = self.builder(self.method_for(method))
         chosen = self.sample() if shots is None else builder.shots(shots)
-        return builder.render(item_fields(conversation, conversation_A, conversation_B), chosen, context)
+        fields = item_fields(conversation, conversation_A, conversation_B, conversations)
+        return builder.render(fields, chosen, context)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(engine={self.engine_name!r}, model_name={self.model_name!r}, "
                 f"rm_type={self.rm_type.name!r}, num_shots={self.num_shots})")
 
 
-def item_fields(conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None) -> dict[str, Any]:
+def item_fields(conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
+                conversations: Any = None) -> dict[str, Any]:
     """The conversations given, by field name (None values left out)."""
-    given = {"conversation": conversation, "conversation_A": conversation_A, "conversation_B": conversation_B}
+    given = {"conversation": conversation, "conversation_A": conversation_A, "conversation_B": conversation_B,
+             "conversations": conversations}
     return {k: v for k, v in given.items() if v is not None}

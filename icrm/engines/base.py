@@ -153,12 +153,15 @@ class GenerationRequest:
         messages: OpenAI-style ``[{"role", "content"}]`` for ``/v1/chat/completions``.
         kwargs: generation kwargs passed to the server as given.
         json_schema: when set, ask the server to constrain output to this JSON schema.
+        choices: when set, ask the server to constrain output to one of these strings
+            (where it can: vLLM's ``choice``, llama.cpp's grammar; elsewhere ignored).
     """
 
     prompt: str | None = None
     messages: list[dict[str, str]] | None = None
     kwargs: GenerationKwargs = field(default_factory=dict)  # type: ignore[assignment]
     json_schema: dict[str, Any] | None = None
+    choices: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):

@@ -40,6 +40,7 @@ def cache_key(engine: Engine, request: GenerationRequest) -> str:
         "messages": request.messages,
         "kwargs": request.kwargs,
         "json_schema": request.json_schema if engine.json_schema_supported else None,
+        **({"choices": list(request.choices)} if request.choices and engine.json_schema_supported else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 

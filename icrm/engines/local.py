@@ -280,7 +280,8 @@ def build_vllm(options: EngineOptions) -> OpenAICompatibleEngine:
         model = _require_model_and_module(options)
         if vllm_is_cpu_build():
             tuning = vllm_cpu_tuning(worker_args=options.worker_args)
-            logger.info("vLLM CPU worker: dtype %s (%s)", tuning.dtype, tuning.reason)
+            logger.info("vLLM CPU worker: dtype %s (%s), %s-token KV blocks", tuning.dtype, tuning.reason,
+                        tuning.block_size)
             builds = [(vllm_argv(model, 1, (*tuning.args, *options.worker_args)), vllm_cpu_env())] * options.num_workers
         else:
             builds = [(vllm_argv(model, options.num_gpu_per_worker, options.worker_args), {"CUDA_VISIBLE_DEVICES": d})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import email.utils
+import json
 import logging
 import math
 import os
@@ -134,6 +135,7 @@ class OpenAICompatibleEngine(Engine):
         parts = await asyncio.gather(*(
             self._generate_once(GenerationRequest(
                 prompt=request.prompt, messages=request.messages, json_schema=request.json_schema,
+                choices=request.choices,
                 kwargs={**request.kwargs, "n": 1, **({"seed": seed + i} if seed is not None else {})},
             ))
             for i in range(n)
@@ -164,6 +166,8 @@ class OpenAICompatibleEngine(Engine):
                 (body if key in _SDK_PARAMS else extra_body)[key] = value
         if request.json_schema is not None and self.structured_output is not None:
             extra_body.update(_structured_output(self.structured_output, request.json_schema))
+        if request.choices and self.structured_output is not None:
+            extra_body.update(_choice_constraint(self.structured_output, request.choices))
         if extra_body:
             body["extra_body"] = extra_body
         self._in_flight[index] += 1
@@ -281,6 +285,17 @@ def _structured_output(kind: StructuredOutput, schema: dict[str, Any]) -> dict[s
     if kind == "structured_outputs":
         return {"structured_outputs": {"json": schema}}
     return {"response_format": {"type": "json_schema", "json_schema": {"name": "feedback", "schema": schema, "strict": True}}}
+
+
+def _choice_constraint(kind: StructuredOutput, choices: Sequence[str]) -> dict[str, Any]:
+    """How a server is asked for one of `choices`: vLLM's ``structured_outputs.choice``,
+    llama.cpp's GBNF ``grammar``; nothing for the others (OpenAI's schemas must be
+    objects): the answer is then read strictly, one label or no verdict."""
+    if kind == "structured_outputs":
+        return {"structured_outputs": {"choice": list(choices)}}
+    if kind == "json_object_schema":
+        return {"grammar": "root ::= " + " | ".join(json.dumps(c) for c in choices)}
+    return {}
 
 
 async def _streamed_completion(client: Any, prompt: str, body: dict[str, Any], count_tokens: Callable[[str], int]) -> Any:

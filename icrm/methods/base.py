@@ -49,6 +49,13 @@ class JudgingMethod(ABC):
         """What a shot shows as its feedback (default: all of it)."""
         return feedback
 
+    def check_item(self, rm_type: RMType) -> None:
+        """Refuse an item this method cannot judge (its group's size spec given).
+
+        Raises:
+            InputError: naming the limit.
+        """
+
     def default_templates(self, rm_type: RMType) -> tuple[str, str, str]:
         """The names of the default overall, shot and feedback templates (in
         ``icrm/templates``) for `rm_type`."""

@@ -25,7 +25,7 @@ from ..engines.base import GenerationRequest, GenerationResult
 from ..errors import ConfigError, EngineError, FeedbackParseError
 from ..feedback import Feedback
 from ..rm_types import RMType
-from .base import JudgingMethod
+from .labels import LabelMethod
 from .combine import from_distribution
 
 __all__ = ["Logprob", "LOGPROB", "label_distribution", "TOP_LOGPROBS", "LOGPROB_ENGINES"]
@@ -37,25 +37,11 @@ LOGPROB_ENGINES = "vllm, sglang, llamacpp, or an OpenAI-compatible API that retu
 _STRIP = " \t\n\r\"'`▁Ġ"  # spaces, quotes, and the space markers of SentencePiece / byte-level BPE
 
 
-class Logprob(JudgingMethod):
-    """One token, read as a distribution over the verdicts."""
+class Logprob(LabelMethod):
+    """One token, read as a distribution over the verdicts (the prompt `verdict` shares)."""
 
     name = "logprob"
     needs_logprobs = True
-    # The label is the prompt's next token in completion mode; in chat mode a small
-    # model's first token is often not a label (measured on SmolLM2-135M: label mass
-    # 0.96 in completion mode, 0.11 in chat mode).
-    prefers_completion = True
-
-    def answer_keys(self, rm_type: RMType) -> list[str]:
-        return [rm_type.verdict_key]
-
-    def shot_feedback(self, rm_type: RMType, feedback: dict[str, Any]) -> dict[str, Any]:
-        verdict = feedback[rm_type.verdict_key]
-        return {rm_type.verdict_key: int(rm_type.labels[rm_type.verdicts.index(verdict)])}
-
-    def default_templates(self, rm_type: RMType) -> tuple[str, str, str]:
-        return f"{rm_type.name}_logprob", f"{rm_type.name}_logprob_shot", f"{rm_type.name}_logprob_feedback"
 
     def default_kwargs(self, rm_type: RMType) -> dict[str, Any]:
         return {"max_tokens": 1, "stop": []}

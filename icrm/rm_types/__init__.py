@@ -1,4 +1,5 @@
-"""RM types: what it means to judge one response (``individual``) or two (``pairwise``).
+"""RM types: what it means to judge one response (``individual``), two (``pairwise``) or
+a group of k (``listwise``).
 
 Each rm type is one module holding its `RMType` spec (`icrm.rm_types.base`), named in
 `RM_TYPES`; everything else asks the spec. A new rm type is one new module plus its
@@ -14,12 +15,14 @@ from ..feedback import Feedback
 from ..registry import Registry
 from .base import RMType
 from .individual import INDIVIDUAL
+from .listwise import LISTWISE
 from .pairwise import PAIRWISE
 
 __all__ = [
     "RMType",
     "INDIVIDUAL",
     "PAIRWISE",
+    "LISTWISE",
     "RM_TYPES",
     "get_rm_type",
     "parse_feedback",
@@ -31,6 +34,7 @@ __all__ = [
 RM_TYPES: Registry[RMType] = Registry("rm_type", {
     "individual": "icrm.rm_types.individual:INDIVIDUAL",
     "pairwise": "icrm.rm_types.pairwise:PAIRWISE",
+    "listwise": "icrm.rm_types.listwise:LISTWISE",
 })
 
 

@@ -68,6 +68,21 @@ class RMType:
         """True when one judgement judges one response (individual)."""
         return len(self.input_fields) == 1
 
+    @property
+    def group(self) -> bool:
+        """True when one judgement judges a group of any size (listwise)."""
+        return False
+
+    def method_variant(self, method: Any) -> Any:
+        """The judging method as this rm type asks it (a listwise ``verdict`` answers
+        with scores, not one label); the method itself by default."""
+        return method
+
+    def for_item(self, fields: Mapping[str, Any]) -> RMType:
+        """The spec an item is judged with: this one, or for a group its size's
+        (`icrm.rm_types.listwise`)."""
+        return self
+
     def __eq__(self, other: object) -> bool:
         # A spec equals its name, so `icrm.rm_type == "pairwise"` reads as it always did.
         if isinstance(other, str):
@@ -214,11 +229,13 @@ class RMType:
             check_same_context(*conversations)
         return conversations
 
-    def example_values(self, conversations: Sequence[Conversation]) -> dict[str, str]:
-        """The template values of one example: history, user query and response(s)."""
+    def example_values(self, conversations: Sequence[Conversation],
+                       clean: Callable[[str], str] = str) -> dict[str, str]:
+        """The template values of one example: history, user query and response(s),
+        each passed through `clean` (the prompt builder's neutraliser)."""
         first = conversations[0]
-        values = {"history": first.history, "user_query": first.user_query}
-        values.update({key: c.model_output for key, c in zip(self.outputs, conversations)})
+        values = {"history": clean(first.history), "user_query": clean(first.user_query)}
+        values.update({key: clean(c.model_output) for key, c in zip(self.outputs, conversations)})
         return values
 
     def template_keys(self, role: str) -> tuple[str, ...]:

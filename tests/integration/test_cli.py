@@ -85,7 +85,7 @@ def bad_inputs(tmp_path):
             {"role": "user", "content": "and?"}]})], "turn 2: the last turn must be the assistant"),
         "pairwise different queries": (["--rm_type", "pairwise", write(tmp_path, "pair.json", {
             "conversation_A": user_assistant("q1", "a"), "conversation_B": user_assistant("q2", "b")})], "differ at turn 0"),
-        "unknown rm_type": ([EXAMPLES / "test_individual.json", "--rm_type", "listwise"], "rm_type must be one of individual, pairwise, got 'listwise'"),
+        "unknown rm_type": ([EXAMPLES / "test_individual.json", "--rm_type", "ranking"], "rm_type must be one of individual, pairwise, listwise, got 'ranking'"),
         "unknown engine": ([EXAMPLES / "test_individual.json", "--engine", "gpt5"], "engine must be one of llamacpp, vllm, sglang"),
         "num_shots too large": ([EXAMPLES / "test_individual.json", "--num_shots", "50"], "num_shots=50 but the default individual shots pool has only"),
         "pool missing a field": ([EXAMPLES / "test_individual.json", "--shots_pool_path", write(tmp_path, "pool.json", pool)], "shot 0: feedback lacks 'score'"),

@@ -46,8 +46,8 @@ def test_logprob_pairwise_gives_p_a_better_and_asks_one_token():
         server.stop()
     assert judged.choice == "A+" and judged.p_a_better == pytest.approx(0.6 * 0.75 + 0.3 * 0.5 + 0.1 * 0.25)
     assert (body["max_tokens"], body["logprobs"]) == (1, 20)
-    assert body["prompt"].endswith("### Score\n")
-    assert re.search(r"### Score\n[1-5]\n", body["prompt"])  # the shots show their label
+    assert body["prompt"].endswith("### Verdict\n")
+    assert re.search(r"### Verdict\n[1-5]\n", body["prompt"])  # the shots show their label
 
 
 def test_an_engine_without_logprobs_is_a_clear_error_at_the_first_request(tmp_path):
@@ -68,19 +68,33 @@ def test_an_engine_without_logprobs_is_a_clear_error_at_the_first_request(tmp_pa
         ICRM(engine="claude", model_name="m", api_key="k", method="logprob")
 
 
-def test_verdict_method_shows_verdicts_only_and_asks_a_few_tokens():
-    server = mock([{"response": '{"score": 8}'}])
+def test_verdict_method_shares_the_logprob_prompt_and_asks_one_label():
+    server = mock([{"response": "7"}])
     try:
         with ICRM(engine="mock", base_url=server.base_url, num_shots=2, method="verdict") as icrm:
             judged = icrm.judge(conversation=FLIGHT)
-            body = server.requests()[0]["body"]
+            verdict_body = server.requests()[0]["body"]
+        with ICRM(engine="mock", base_url=server.base_url, num_shots=2, method="logprob") as icrm:
+            logprob_prompt = icrm.render_prompt(conversation=FLIGHT)
     finally:
         server.stop()
-    prompt = body["prompt"]
-    assert (judged.score, judged.method, judged.ok) == (8, "verdict", True)
-    shot_block = prompt.split("# Example to judge")[0]
-    assert '{"score": 8}' in shot_block and '"strengths"' not in shot_block.split("{$shots}")[-1].split("## Example 1")[1]
-    assert body["max_tokens"] == 24
+    prompt = verdict_body["prompt"]
+    assert (judged.score, judged.method, judged.ok) == (8, "verdict", True)  # label 7 is score 8
+    assert prompt == logprob_prompt  # one prompt for both fast methods: one prefix to cache
+    assert re.search(r"### Verdict\n\d\n", prompt.split("# Example to judge")[0])  # shots show their label only
+    assert '"strengths"' not in prompt and verdict_body["max_tokens"] == 2
+
+
+@pytest.mark.parametrize("answer, expected", [("7", 8), (" 7\n", 8), ('"0"', 1), ("9.", 10), ("7 because", None),
+                                              ("78", None), ('{"score": 7}', None), ("", None), ("seven", None)])
+def test_verdict_takes_exactly_one_label(answer, expected):
+    server = mock([{"response": answer or " "}])
+    try:
+        with ICRM(engine="mock", base_url=server.base_url, num_shots=0, method="verdict") as icrm:
+            judged = icrm.judge(conversation=FLIGHT)
+    finally:
+        server.stop()
+    assert judged.score == expected and (judged.parse_error_reason is None) == (expected is not None)
 
 
 ALWAYS_A = pair_feedback("A+")
@@ -176,15 +190,14 @@ def test_row_context_reaches_templates_and_selects_the_reference_variant(tmp_pat
 @pytest.mark.parametrize("method", ["verdict", "logprob"])
 def test_every_method_serves_both_rm_types_with_a_reference(method):
     logprobs = [{"3": 0.0}]
-    server = mock([{"regex": "### Score\n$", "response": "3", "logprobs": logprobs},
-                   {"regex": "response_A", "response": '{"choice": "B+"}'}, {"response": '{"score": 4}'}])
+    server = mock([{"regex": "### Verdict\n$", "response": "3", "logprobs": logprobs}])
     try:
         for rm_type, item in (("individual", {"conversation": FLIGHT}),
                               ("pairwise", {"conversation_A": FLIGHT, "conversation_B": FLIGHT_B})):
             with ICRM(engine="mock", base_url=server.base_url, rm_type=rm_type, num_shots=1, method=method) as icrm:
                 judged = icrm.judge_item({**item, "reference": "REF"})
                 assert judged.ok, judged
-        assert all("<|begin_of_reference|>\nREF" in r["body"]["prompt"] for r in server.requests())
+        assert all("Reference answer:\nREF" in r["body"]["prompt"] for r in server.requests())
     finally:
         server.stop()
 

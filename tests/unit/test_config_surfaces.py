@@ -30,7 +30,7 @@ def sample_value(name):
     than its default."""
     field = ICRMConfig.model_fields[name]
     choices = {"rm_type": "pairwise", "method": "verdict", "engine": "mock", "position": "both",
-               "shot_sampling_mode": "random"}
+               "shot_sampling_mode": "random", "group_strategy": "circular", "inconsistent_pairs": "abstain"}
     if name in choices:
         return choices[name]
     if isinstance(field.default, bool) or name in ("completion", "constrain_output"):

@@ -16,7 +16,7 @@ def test_the_dtype_follows_the_cpus_flags(flags, dtype, tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
     tuning = vllm_cpu_tuning(cpu_flags(str(cpuinfo)))
-    assert tuning.dtype == dtype and tuning.args == ("--enforce-eager", "--dtype", dtype)
+    assert tuning.dtype == dtype and tuning.args == ("--enforce-eager", "--dtype", dtype, "--block-size", "32")
     assert ("no native bf16" in tuning.reason) == (dtype == "float32")
 
 
@@ -24,6 +24,8 @@ def test_worker_args_override_the_choice():
     assert vllm_cpu_tuning(AVX2_EPYC.split(), ["--dtype=bfloat16"]).dtype == "bfloat16"
     tuning = vllm_cpu_tuning(SAPPHIRE_RAPIDS.split(), ["--max-model-len", "4096", "--dtype", "float16"])
     assert tuning.dtype == "float16" and "--dtype" not in tuning.args
+    tuning = vllm_cpu_tuning(AVX2_EPYC.split(), ["--block-size=128"])
+    assert tuning.block_size == "128" and "--block-size" not in tuning.args and tuning.dtype == "float32"
 
 
 def test_the_choice_is_in_the_runs_provenance(monkeypatch):
