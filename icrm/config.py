@@ -56,6 +56,10 @@ def _path_text(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+class _ChoiceError(ConfigError, ValueError):
+    """A name not in its table, raised inside validation."""
+
+
 def _one_of(kind: str, choices: Callable[[], Any]) -> Any:
     """A name checked against its table (a `Registry` or a tuple), read when checked, so
     a new entry needs no edit here."""
@@ -63,10 +67,13 @@ def _one_of(kind: str, choices: Callable[[], Any]) -> Any:
         if value is None and kind in _OPTIONAL_NAMES:
             return None
         table = choices()
-        if hasattr(table, "canonical"):
-            return table.canonical(value)
-        if value not in table:
-            raise ConfigError(f"{kind} must be one of {', '.join(table)}, got {value!r}")
+        try:
+            if hasattr(table, "canonical"):
+                return table.canonical(value)
+            if value not in table:
+                raise ConfigError(f"{kind} must be one of {', '.join(table)}, got {value!r}")
+        except ConfigError as e:  # a ValueError too, so a request body's field says it (422), not a 500
+            raise _ChoiceError(str(e)) from None
         return value
     return BeforeValidator(check)
 

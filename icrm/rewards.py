@@ -16,6 +16,7 @@ What a surface does when the judge could not answer is its `JudgeDownPolicy`, na
 | --- | --- | --- |
 | ``icrm score`` / ``eval`` | never: the row records it, a re-run redoes it | its row (error, kind, reason) |
 | ``/v1/reward`` | every item, the judge unavailable (503) | its result's ``error`` |
+| ``/v1/reward/group`` | every judgement of the group (503) | a None reward and its ``errors`` entry |
 | ``/service_output`` | any item (503 / 502) | a 4xx (no verdict: 502) |
 | OpenRLHF ``/get_reward`` | any sample (503 / 502) | ``failure_reward`` + ``icrm_failed`` 1.0 |
 | TRL reward function | every sample of the call | None (TRL skips it) |
@@ -101,6 +102,8 @@ POLICIES: dict[str, JudgeDownPolicy] = {
                                              "is no answer to give"),
     "reward_batch": JudgeDownPolicy("all", "/v1/reward answers per item, each failed item with its error; only a "
                                            "request none of whose items the judge could answer is a 503"),
+    "reward_group": JudgeDownPolicy("all", "/v1/reward/group gives each response its reward or its error; only a "
+                                           "group none of whose judgements the judge could answer is a 503"),
     "openrlhf": JudgeDownPolicy("any", "OpenRLHF takes one number per sample and cannot skip one; it retries a "
                                        "failed request, so failing beats a failure_reward that would train on an "
                                        "outage"),

@@ -235,8 +235,8 @@ def normalize_scores(value: Any, text: str, labels: Sequence[str]) -> list[int]:
         given[label] = score
     extra = [label for label in given if label not in labels]
     if extra:
-        raise FeedbackParseError(f"'scores' has {len(given)} labels where the group has {len(labels)} "
-                                 f"({', '.join(labels)}): unknown {', '.join(repr(e) for e in extra[:5])}", text,
+        raise FeedbackParseError(f"'scores' names {', '.join(repr(e) for e in extra[:5])}, not a label of this "
+                                 f"group of {len(labels)} ({', '.join(labels)}); it gives {len(given)} score(s)", text,
                                  "wrong_count")
     missing = [label for label in labels if label not in given]
     if missing:

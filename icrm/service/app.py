@@ -6,6 +6,8 @@ One `ICRM`, started with the app and shared by every request, serves three contr
   OFFCHAIN; only OFFCHAIN is supported, as Infernet's LLM service did), with ``data``
   in icrm's item shape or the LLM service's ``{text, history, key, messageId}``.
 - ``POST /v1/reward`` — icrm's batch contract: items in, one result per item out.
+- ``POST /v1/reward/group`` — one group (k responses to one prompt) in, one reward per
+  response out, by the group strategy (`icrm.groups`).
 - ``POST /get_reward`` — OpenRLHF's remote reward model (``--reward.remote_url``).
 
 Trust rules (DESIGN.md): a request is admitted or refused before any work (a refused
@@ -39,7 +41,7 @@ from ..integrations.openrlhf import OpenRLHFRequest
 from ..reward_model import ICRM
 from ..rm_types import INDIVIDUAL
 from ..safe_text import dumps
-from .contracts import GenerationOverrides, InfernetInput, LLMRequestData, OffchainItem, RewardRequest
+from .contracts import GenerationOverrides, GroupRequest, InfernetInput, LLMRequestData, OffchainItem, RewardRequest
 from .limits import BodyLimit, Refused
 from .options import ServiceOptions
 from .serving import RewardService, server_fault
@@ -155,6 +157,17 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         others are unaffected. 503 / 502 when the judge answered none of them."""
         return await work.reward_batch(body, _request_id(request))
 
+    @app.post("/v1/reward/group", dependencies=[Depends(authorized)])
+    async def reward_group(body: GroupRequest, request: Request,
+                           work: RewardService = Depends(service)) -> dict[str, Any]:
+        """Judge one group — k ≥ 2 responses to one prompt (``conversations``, or
+        ``prompt`` + ``responses``) — with the server's group strategy (or the
+        request's ``group_strategy``): one reward per response in [0, 1] (None with
+        its ``errors`` entry for a response the judge did not judge), the ranking, and
+        every judgement. 422 a group that is not one; 503 / 502 when the judge answered
+        none of its judgements."""
+        return await work.reward_group(body, _request_id(request))
+
     @app.post("/get_reward", dependencies=[Depends(authorized)])
     async def get_reward(body: OpenRLHFRequest, request: Request,
                          work: RewardService = Depends(service)) -> dict[str, Any]:
@@ -230,7 +243,7 @@ def _describe(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> str:
     first = errors[0]
     loc = [*prefix, *(p for p in first["loc"] if p != "body")]
     field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+    message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
     return f"{field or 'body'}: {message}"
 
 

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..config import MethodName, PositionName, RMTypeName
+from ..config import GroupStrategyName, InconsistentPairs, MethodName, PositionName, RMTypeName
+from ..errors import InputError
+from ..inputs import prompt_responses
 
 __all__ = [
     "Message",
@@ -21,6 +23,7 @@ __all__ = [
     "LLMRequestData",
     "InfernetInput",
     "RewardRequest",
+    "GroupRequest",
 ]
 
 
@@ -120,3 +123,48 @@ class RewardRequest(GenerationOverrides):
     """Must match the server's rm_type when given."""
     items: list[Item] = Field(min_length=1)
     """What to judge; run concurrently."""
+
+
+class GroupRequest(GenerationOverrides):
+    """``POST /v1/reward/group``: one group — k ≥ 2 responses to one prompt — judged
+    with the server's group strategy (or this request's), one reward per response."""
+
+    id: str | None = None
+    """The group's id: seeds ``random`` placement and the knockout bracket, so a group
+    is judged the same way on every request (default: a hash of its content)."""
+    conversations: list[list[Message]] | None = None
+    """The group as conversations sharing everything but their last, assistant turn."""
+    prompt: str | list[Message] | None = None
+    """Or: the prompt (a string, or turns ending with the user's) ..."""
+    responses: list[str] | None = None
+    """... and the responses to it, one per member of the group."""
+    reference: str | None = None
+    """A reference answer, for every judgement of the group."""
+    rubric: str | None = None
+    """A rubric, for templates that use ``{$rubric}``."""
+    group_strategy: GroupStrategyName = None
+    """The group strategy for this request (default: the server's; it must make
+    judgements of the server's rm type)."""
+    inconsistent_pairs: InconsistentPairs | None = None
+    """With ``position: both``: a pair whose orders disagree is a ``tie`` or ``abstain``s."""
+
+    def group(self) -> list[list[dict[str, Any]]]:
+        """The group as conversations (plain values).
+
+        Raises:
+            InputError: neither or both of ``conversations`` and ``prompt`` +
+                ``responses`` were given, or those are of the wrong shape.
+        """
+        given = self.conversations is not None, self.prompt is not None or self.responses is not None
+        if given[0] == given[1]:
+            raise InputError("send either conversations, or prompt and responses")
+        if self.conversations is not None:
+            return [[m.model_dump() for m in c] for c in self.conversations]
+        prompt = self.prompt if isinstance(self.prompt, str) or self.prompt is None else \
+            [m.model_dump() for m in self.prompt]
+        row = {k: v for k, v in (("prompt", prompt), ("responses", self.responses)) if v is not None}
+        return prompt_responses(row, "body")
+
+    def context(self) -> dict[str, Any]:
+        """The group's other fields, for every judgement."""
+        return {k: v for k in ("reference", "rubric") if (v := getattr(self, k)) is not None}

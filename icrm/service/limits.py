@@ -39,8 +39,9 @@ class Admission:
         self.admitted = 0
 
     @contextlib.asynccontextmanager
-    async def admit(self, cost: int) -> AsyncIterator[None]:
-        """Hold `cost` judgements' places for the duration of a request.
+    async def admit(self, cost: int, what: str = "items") -> AsyncIterator[None]:
+        """Hold `cost` judgements' places for the duration of a request (`what`: the
+        request field that asks for them, named when refused).
 
         Raises:
             Refused: 422 when `cost` exceeds the whole capacity, 503 + Retry-After when
@@ -48,7 +49,7 @@ class Admission:
         """
         if cost > self.capacity:
             raise Refused(422, "Unprocessable Entity",
-                          f"items: {cost} items exceed this server's capacity of {self.capacity} per request "
+                          f"{what}: {cost} judgements exceed this server's capacity of {self.capacity} per request "
                           "(max_concurrency + max_queue); split the request")
         if self.admitted + cost > self.capacity:
             raise Refused(503, "Service Unavailable", "the server is at capacity; retry later",

@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
 from ..errors import ConfigError, EngineError, InputError
 from ..feedback import FeedbackBase
+from ..groups import judge_group, strategy_for
+from ..rm_types import LISTWISE
 from ..integrations import openrlhf
 from ..reward_model import ICRM
 from ..rewards import judge_down, result_fields
-from .contracts import GenerationOverrides, OffchainItem, RewardRequest
+from .contracts import GenerationOverrides, GroupRequest, OffchainItem, RewardRequest
 from .limits import RETRY_AFTER_S, Admission, Refused
 from .options import ServiceOptions
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 # A judge behind --base_url is probed at most this often by /health, with this timeout.
 HEALTH_PROBE_S = 5.0
 HEALTH_TIMEOUT_S = 2.0
+T = TypeVar("T")
 
 
 def server_fault(kind: str | None, request_id: str) -> Refused:
@@ -120,23 +123,34 @@ class RewardService:
             Refused: 422 for a request option the judge cannot serve (its ``method``,
                 ``num_shots``); 503 the judge is down or the queue full; 504 too slow.
         """
+        judge = self._judge_one(overrides)
+
+        async def one(item: dict[str, Any] | InputError) -> FeedbackBase:
+            return self.judge.rm_type.failed(item) if isinstance(item, InputError) else await judge(item, None)
+
+        return await self._admitted(len(items), "items", asyncio.gather(*(one(item) for item in items)))
+
+    def _judge_one(self, overrides: GenerationOverrides) -> Callable[[dict[str, Any], str | None],
+                                                                      Awaitable[FeedbackBase]]:
+        """``async (item, key) -> Feedback`` with the request's overrides, each judgement
+        in one of the running slots; refuses (before any work) what the judge cannot serve."""
         self.check_workers()
         why = self.judge.serves(overrides.method)
         if why is not None:
             raise Refused(422, "Unprocessable Entity", f"method: {why}")
-        shots, kwargs = self._shots(overrides), overrides.kwargs()
-        judge = self.judge
+        shots, kwargs, judge = self._shots(overrides), overrides.kwargs(), self.judge
 
-        async def one(item: dict[str, Any] | InputError) -> FeedbackBase:
-            if isinstance(item, InputError):
-                return judge.rm_type.failed(item)
-            return await self.admission.run(lambda: judge.ajudge_item(item, shots, kwargs, method=overrides.method,
+        async def one(item: dict[str, Any], key: str | None) -> FeedbackBase:
+            return await self.admission.run(lambda: judge.ajudge_item(item, shots, kwargs, key=key,
+                                                                      method=overrides.method,
                                                                       position=overrides.position))
+        return one
 
-        async with self.admission.admit(len(items)):
+    async def _admitted(self, cost: int, what: str, work: Awaitable[T]) -> T:
+        """Await `work` once `cost` judgements are admitted, within the request timeout."""
+        async with self.admission.admit(cost, what):
             try:
-                return await asyncio.wait_for(asyncio.gather(*(one(item) for item in items)),
-                                              self.options.request_timeout_s)
+                return await asyncio.wait_for(work, self.options.request_timeout_s)
             except asyncio.TimeoutError:
                 raise Refused(504, "Gateway Timeout",
                               f"the judgement took longer than {self.options.request_timeout_s:g} s") from None
@@ -211,3 +225,30 @@ class RewardService:
         feedbacks = await self.judged(samples, GenerationOverrides()) if samples else []
         self._fail_if_down(feedbacks, "openrlhf", request_id)
         return openrlhf.answer(feedbacks, self.judge.rm_type, self.options.failure_reward)
+
+    async def reward_group(self, body: GroupRequest, request_id: str) -> dict[str, Any]:
+        """``/v1/reward/group``: one group judged with the group strategy
+        (`icrm.groups.GroupResult.to_dict`, plus each judgement's result fields).
+
+        Raises:
+            Refused: 422 a group that is not one or a strategy of another rm type
+                (before any work); 5xx when the judge answered none of its judgements.
+        """
+        try:
+            conversations = body.group()
+            LISTWISE.conversations({"conversations": conversations})  # a group, checked before any work
+            strategy = strategy_for(self.judge.rm_type, body.group_strategy) if body.group_strategy \
+                else self.judge.group_strategy
+        except (InputError, ConfigError) as e:
+            raise Refused(422, "Unprocessable Entity", str(e)) from None
+        judge = self._judge_one(body)
+        config = self.judge.config
+        group = judge_group(judge, self.judge.rm_type, strategy, conversations, key=body.id, seed=config.seed,
+                            position=body.position or config.position,
+                            inconsistent_pairs=body.inconsistent_pairs or config.inconsistent_pairs,
+                            concurrency=self.options.max_concurrency, context=body.context())
+        result = await self._admitted(strategy.judgements(len(conversations)), "conversations", group)
+        self._fail_if_down(result.feedbacks, "reward_group", request_id)
+        rm_type = self.judge.rm_type.for_item({"conversations": conversations})
+        judgements = [{k: v for k, v in result_fields(f, rm_type).items() if k != "raw_text"} for f in result.feedbacks]
+        return {**result.to_dict(), "judgements": judgements}
