@@ -41,6 +41,7 @@ from typing import Any
 
 from icrm.config import ICRMConfig
 from icrm.errors import ConfigError
+from icrm.groups.by_prompt import judge_by_prompt
 from icrm.rewards import raise_if_judge_down, reward, trainer_extras
 from icrm.trajectory import judgeable_turns
 
@@ -53,16 +54,19 @@ _SHARED: dict[tuple[int, str], Any] = {}
 _LOCK = threading.Lock()
 
 
-def shared_icrm(reward_kwargs: dict[str, Any]) -> Any:
+def shared_icrm(reward_kwargs: dict[str, Any], groups: bool = False) -> Any:
     """The process's `ICRM` for these settings, started on first use and closed at exit.
 
     Raises:
         ConfigError: a setting that is not an `ICRMConfig` field or is invalid (naming
-            it), or an rm type other than individual.
+            it), or an rm type other than individual where one response is scored
+            (`groups` False).
     """
     config = ICRMConfig.build(**reward_kwargs)
-    if config.rm_type != "individual":
-        raise ConfigError("verl's compute_score scores one response: set reward_kwargs.rm_type to individual")
+    if config.rm_type != "individual" and not groups:
+        raise ConfigError("verl's compute_score scores one response: set reward_kwargs.rm_type to individual "
+                          "(compute_score_batch with reward_kwargs.group: true judges each prompt's responses "
+                          "as a group, with any rm type)")
     key = (os.getpid(), config.model_dump_json())  # a forked worker starts its own
     with _LOCK:
         if key not in _SHARED:
@@ -136,9 +140,26 @@ async def compute_score_async(data_source: Any, solution_str: str, ground_truth:
 def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str], ground_truths: Sequence[Any],
                         extra_infos: Sequence[dict[str, Any] | None], **reward_kwargs: Any) -> list[dict[str, float]]:
     """The batch variant (verl's ``BatchRewardManager``): lists in, one result per
-    sample, judged concurrently (``reward_kwargs.concurrency``, default 64)."""
+    sample, judged concurrently (``reward_kwargs.concurrency``, default 64).
+
+    With ``reward_kwargs.group: true`` (always with ``rm_type: listwise``) the responses
+    of the same ``extra_info["prompt"]`` are judged as one group by the ``group_strategy``
+    (`icrm.groups.by_prompt`); a response without a reward — alone with its prompt in
+    the batch, or its group's answer without a verdict — is ``failure_reward`` with
+    ``icrm_failed`` 1.0 (verl cannot skip a sample).
+
+    Raises:
+        ConfigError / EngineError: as `compute_score` (the judge down on any judgement).
+    """
     failure, options = _split(reward_kwargs)
     concurrency = int(options.pop("concurrency", 64))
-    icrm = shared_icrm(options)
+    groups = bool(options.pop("group", False)) or options.get("rm_type") == "listwise"
+    icrm = shared_icrm(options, groups=groups)
     items = [_item(s, e) for s, e in zip(solution_strs, extra_infos)]
-    return [_result(icrm, f, failure) for f in icrm.judge_many(items, concurrency=concurrency)]
+    if not groups:
+        return [_result(icrm, f, failure) for f in icrm.judge_many(items, concurrency=concurrency)]
+    prompts = [e[PROMPT_KEY] for e in extra_infos]  # type: ignore[index]  # _item checked each
+    judged = icrm.run_sync(judge_by_prompt(icrm, prompts, [i["conversation"] for i in items], concurrency))
+    raise_if_judge_down(judged.feedbacks, "verl")
+    return [ScoreDict(score=failure if r is None else r, icrm_score=0.0 if s is None else float(s),
+                      icrm_failed=0.0 if r is not None else 1.0) for r, s in zip(judged.rewards, judged.scores)]

@@ -115,3 +115,30 @@ def test_a_missing_prompt_is_a_clear_error_and_the_process_shares_one_judge(mock
     assert icrm_verl.compute_score("mine", "x", "", {"prompt": "UNJUDGEABLE"}, failure_reward=0.5, **kwargs)["score"] == 0.5
     with pytest.raises(ConfigError, match="rm_type to individual"):
         icrm_verl.compute_score("mine", "4", "", {"prompt": "q"}, rm_type="pairwise", **kwargs)
+
+
+GROUP_RULES = {"strict": True, "matches": [
+    {"contains": ["<|begin_of_response_3|>"],
+     "response": '{"analysis": {"1": "a", "2": "b", "3": "c"}, "scores": {"1": 2, "2": 10, "3": 6}}'},
+    {"contains": ["<|begin_of_response_2|>"], "response": "no verdict"},
+]}
+
+
+@pytest.mark.mock_llm(GROUP_RULES)
+def test_verls_batch_reward_manager_judges_each_prompts_responses_as_a_group(mock_llm):
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.workers.reward_manager.batch import BatchRewardManager
+
+    from icrm.engines.local import embedded_model_hf_dir
+
+    config = verl_config(mock_llm, "compute_score_batch")
+    config.reward.custom_reward_function.reward_kwargs.rm_type = "listwise"
+    tokenizer = pytest.importorskip("transformers").AutoTokenizer.from_pretrained(embedded_model_hf_dir())
+    manager = BatchRewardManager(tokenizer, num_examine=0, compute_score=get_custom_reward_fn(config))
+    # three rollouts of Q1 (interleaved with Q2's two, whose answer has no verdict), and Q3 alone
+    samples = [("Q1", "r1"), ("Q2", "s1"), ("Q1", "r2"), ("Q2", "s2"), ("Q1", "r3"), ("Q3", "t1")]
+    result = manager(rollout_batch(tokenizer, samples), return_dict=True)
+    assert result["reward_extra_info"]["score"] == [pytest.approx(1 / 9), 0.0, 1.0, 0.0, pytest.approx(5 / 9), 0.0]
+    assert result["reward_extra_info"]["icrm_failed"] == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    assert result["reward_extra_info"]["icrm_score"][:5:2] == [2.0, 10.0, 6.0]
+    assert len(mock_llm.requests()) == 2  # one request per group of two or more; Q3 alone is not sent
