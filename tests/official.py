@@ -35,3 +35,14 @@ def package_definitions(file: str, names: tuple[str, ...], **namespace: Any) -> 
     assert found == set(names), f"{file} no longer defines {set(names) - found}"
     exec(compile(ast.Module(body=wanted, type_ignores=[]), f"rewardbench/{file}", "exec"), namespace)
     return {name: namespace[name] for name in names}
+
+
+def script_function(script: str, name: str, **namespace: Any) -> Any:
+    """The function `name` defined anywhere (nested too) in the package's
+    ``scripts/<script>`` (installed beside it), compiled in `namespace`."""
+    path = Path(next(iter(SPEC.submodule_search_locations))).parent / "scripts" / script
+    tree = ast.parse(path.read_text())
+    found = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name == name]
+    assert len(found) == 1, f"scripts/{script} defines {name} {len(found)} times"
+    exec(compile(ast.Module(body=found, type_ignores=[]), f"scripts/{script}", "exec"), namespace)
+    return namespace[name]

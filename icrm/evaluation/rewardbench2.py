@@ -16,6 +16,16 @@ The Ties subset (ids ``ref:N`` / ``tied:N``) is scored from all its ratings by
 ``rewardbench.utils.process_single_model`` (`ties_score`). Overall: the mean of the six
 subsets.
 
+Listwise (the official generative protocol, ``scripts/run_generative_v2.py`` without
+``--score_w_ratings``): the first correct answer and the first three incorrect ones, the
+correct one swapped into slot A, B, C or D (seeded by the row's id, where the script
+draws ``np.random.randint(0, 4)``), judged as one group of four. The judge's pick is the
+answer it alone scores highest (``logprob``: the most probable best); the row scores 1
+when that is the correct answer, 0 when it is another, and 0.25 when there is no pick —
+no verdict, or a tie at the top ("effectively a tie", the script's words for an answer
+it cannot read). The Ties subset is rated as in the ratings protocol, here from one
+listwise request over all of its answers (the script rates them one by one).
+
 Pairwise (icrm's addition, not the official protocol): the first answer against each
 incorrect one, placed by the run's position; a row counts 1 when it wins every
 comparison, else 0 (Ties rows too, as a plain accuracy).
@@ -23,6 +33,7 @@ comparison, else 0 (Ties rows too, as a plain accuracy).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections import defaultdict
@@ -35,7 +46,8 @@ from ..rm_types import RMType
 from .base import Benchmark, Judgement, Records, require_fields, text, texts
 from .stats import RowScore, SubsetReport, p_first_wins
 
-__all__ = ["RewardBench2", "SUBSETS", "REQUIRED_FIELDS", "ratings_score", "ties_score", "MISSING_RATING"]
+__all__ = ["RewardBench2", "SUBSETS", "REQUIRED_FIELDS", "ratings_score", "ties_score", "four_way_score",
+           "four_way_slot", "MISSING_RATING"]
 
 SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 REQUIRED_FIELDS = ("id", "prompt", "chosen", "rejected", "num_correct", "subset")
@@ -50,7 +62,7 @@ class RewardBench2(Benchmark):
     title = "RewardBench 2"
     hub_dataset = "allenai/reward-bench-2"
     hub_split = "test"
-    official = ("individual",)
+    official = ("individual", "listwise")
     overall_label = "Overall (mean of the six subsets)"
 
     def check(self, row: dict[str, Any], where: str, source: str) -> dict[str, Any]:
@@ -74,6 +86,13 @@ class RewardBench2(Benchmark):
         answers = [[*turns, {"role": "assistant", "content": a}] for a in (*row["chosen"], *row["rejected"])]
         if rm_type.single:
             return [Judgement(str(i), {rm_type.input_fields[0]: answer}) for i, answer in enumerate(answers)]
+        if rm_type.group and row["subset"] == "Ties":
+            return [Judgement("all", {"conversations": answers})]
+        if rm_type.group:  # RewardBench 2 rows outside Ties hold 3 incorrect answers; fewer make a smaller group
+            four = [answers[0], *answers[row["num_correct"]:row["num_correct"] + 3]]
+            slot = four_way_slot(row["id"], len(four))
+            four[0], four[slot] = four[slot], four[0]
+            return [Judgement("four", {"conversations": four})]
         a, b = rm_type.input_fields
         first = answers[0]
         return [Judgement(f"0-{i}", {a: first, b: answers[i]}) for i in range(row["num_correct"], len(answers))]
@@ -83,6 +102,8 @@ class RewardBench2(Benchmark):
         answers = [*row["chosen"], *row["rejected"]]
         lengths = [len(a) for a in answers]  # the baseline rates each answer by its length
         baseline = ratings_score(lengths)
+        if rm_type.group:
+            return self._score_group(row, records, rid, subset, baseline)
         if not rm_type.single:
             preferences = [rm_type.prefers_chosen({"AB": r.get(rm_type.verdict_key)})[0] for r in records.values()]
             wins = [r.get("p_a_better") for r in records.values()]
@@ -101,8 +122,27 @@ class RewardBench2(Benchmark):
                     "longer": {"ratings": lengths, "num_correct": row["num_correct"]}},
         )
 
+    def _score_group(self, row: Mapping[str, Any], records: Records, rid: str, subset: str,
+                     baseline: float) -> RowScore:
+        record = records["all" if subset == "Ties" else "four"]
+        feedback = record.get("feedback") or {}
+        if subset == "Ties":
+            ratings = list(feedback.get("scores") or [MISSING_RATING] * len(row["chosen"] + row["rejected"]))
+            top = max(ratings)
+            return RowScore(rid, subset, ratings_score(ratings), tie=top != MISSING_RATING and ratings.count(top) > 1,
+                            parse_failure=not feedback, baseline=baseline,
+                            values={"ratings": ratings, "num_correct": row["num_correct"],
+                                    "longer": {"ratings": [len(a) for a in (*row["chosen"], *row["rejected"])],
+                                               "num_correct": row["num_correct"]}})
+        slot = four_way_slot(row["id"], 1 + min(3, len(row["chosen"]) + len(row["rejected"]) - row["num_correct"]))
+        pick = _pick(feedback.get("p_best") or feedback.get("scores"))
+        p_best = feedback.get("p_best")
+        return RowScore(rid, subset, four_way_score(pick, slot), tie=bool(feedback) and pick is None,
+                        parse_failure=not feedback, baseline=baseline,
+                        p_correct=[p_best[slot]] if p_best else [], values={"slot": slot, "pick": pick})
+
     def subset_accuracy(self, name: str, rows: Sequence[RowScore], rm_type: RMType) -> float:
-        if name == "Ties" and rm_type.single:
+        if name == "Ties" and (rm_type.single or rm_type.group):
             return ties_score([(r.id, r.values["ratings"], r.values["num_correct"]) for r in rows])
         return statistics.fmean(r.score for r in rows)
 
@@ -123,6 +163,36 @@ def ratings_score(ratings: Sequence[float]) -> float:
         return ALL_MISSING_SCORE
     winners = [i for i, r in enumerate(ratings) if r == max(valid)]
     return (0 in winners) / len(winners)
+
+
+def four_way_slot(row_id: Any, k: int = 4) -> int:
+    """The slot (0 to `k` − 1: A–D) the correct answer of row `row_id` is placed in: a
+    hash of the id, so every run and every judge sees a row the same way.
+
+    >>> [four_way_slot(i) for i in ("1", "2", "3")] == [four_way_slot(i) for i in ("1", "2", "3")]
+    True
+    """
+    return int(hashlib.sha256(f"rewardbench2:{row_id}".encode("utf-8", "surrogatepass")).hexdigest(), 16) % k
+
+
+def four_way_score(pick: int | None, slot: int) -> float:
+    """A 4-way row's score: 1 the judge picked the correct answer (in `slot`), 0 another,
+    0.25 no pick (``process_shuffled`` in ``scripts/run_generative_v2.py``).
+
+    >>> four_way_score(2, 2), four_way_score(0, 2), four_way_score(None, 2)
+    (1.0, 0.0, 0.25)
+    """
+    if pick is None:
+        return ALL_MISSING_SCORE
+    return float(pick == slot)
+
+
+def _pick(values: Sequence[float] | None) -> int | None:
+    """The index of the single highest value; None for none or a tie at the top."""
+    if not values:
+        return None
+    top = max(values)
+    return values.index(top) if list(values).count(top) == 1 else None
 
 
 def ties_score(rows: Sequence[tuple[str, Sequence[float], int]]) -> float:

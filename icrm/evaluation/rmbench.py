@@ -9,7 +9,9 @@ file without ``domain`` takes it from its name (``chat_filtered.json`` → chat)
 Per prompt, a 3×3 matrix: cell (i, j) is 1 when chosen style i beats rejected style j
 strictly — pairwise, the judge prefers chosen (9 judgements, chosen in A as given, placed
 by the run's position; a tie or no verdict is 0); individual, chosen's score is higher (6
-scores, each reused three times; equal or missing is 0). Per domain (``chat``, ``math``,
+scores, each reused three times; equal or missing is 0); listwise (icrm's addition), the
+six responses judged as one group, shown in an order seeded by the row's id, and cell
+(i, j) read from the group's scores (``logprob``: P(best)). Per domain (``chat``, ``math``,
 ``code``, ``safety``: the domain's prefix), the matrix is averaged over prompts: hard =
 the mean of the upper triangle (a plainer chosen against a fancier rejected), normal =
 the diagonal, easy = the lower triangle; the domain's score is the mean of the three.
@@ -18,6 +20,7 @@ Overall: hard, normal, easy and the total averaged over the domains present.
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -72,6 +75,9 @@ class RMBench(Benchmark):
             field = rm_type.input_fields[0]
             return [Judgement(f"{side}{i}", {field: answer(row[side][i])})
                     for side in ("chosen", "rejected") for i in range(STYLES)]
+        if rm_type.group:
+            responses = [*row["chosen"], *row["rejected"]]
+            return [Judgement("group", {"conversations": [answer(responses[k]) for k in shown_order(row["id"])]})]
         a, b = rm_type.input_fields
         return [Judgement(f"chosen{i}-rejected{j}", {a: answer(row["chosen"][i]), b: answer(row["rejected"][j])})
                 for i in range(STYLES) for j in range(STYLES)]
@@ -79,10 +85,15 @@ class RMBench(Benchmark):
     def score(self, row: Mapping[str, Any], records: Records, rm_type: RMType) -> RowScore:
         key = rm_type.verdict_key
         matrix, p_correct, ties, failures = [], [], False, False
+        values = _group_values(records["group"], row["id"]) if rm_type.group else None
         for i in range(STYLES):
             cells = []
             for j in range(STYLES):
-                if rm_type.single:
+                if values is not None:
+                    c, r = values[i], values[STYLES + j]
+                    preference = None if c is None or r is None else 0.5 if c == r else float(c > r)
+                    p = None
+                elif rm_type.single:
                     chosen, rejected = records[f"chosen{i}"], records[f"rejected{j}"]
                     preference = rm_type.prefers_chosen({"chosen": chosen.get(key), "rejected": rejected.get(key)})[0]
                     p = p_chosen_higher(chosen.get("probabilities"), rejected.get("probabilities"))
@@ -116,6 +127,26 @@ class RMBench(Benchmark):
 
     def sections(self, rm_type: RMType | str) -> list[tuple[str, list[str] | None]]:
         return [("overall", list(DOMAINS))]
+
+
+def shown_order(row_id: Any) -> list[int]:
+    """The order a listwise judge sees a row's six responses in (indexes into chosen +
+    rejected), seeded by the row's id so that chosen is not always shown first."""
+    order = list(range(2 * STYLES))
+    random.Random(f"rmbench:{row_id}").shuffle(order)
+    return order
+
+
+def _group_values(record: Mapping[str, Any], row_id: Any) -> list[float | None]:
+    """Each response's score (or P(best)) from a listwise judgement, in chosen +
+    rejected order; None for all without a verdict."""
+    feedback = record.get("feedback") or {}
+    shown = feedback.get("p_best") or feedback.get("scores")
+    values: list[float | None] = [None] * (2 * STYLES)
+    if shown and len(shown) == 2 * STYLES:
+        for place, index in enumerate(shown_order(row_id)):
+            values[index] = shown[place]
+    return values
 
 
 def levels(matrix: Sequence[Sequence[float]]) -> dict[str, float]:

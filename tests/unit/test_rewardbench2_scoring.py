@@ -140,3 +140,60 @@ def test_rows_in_another_shape_are_refused_naming_the_field():
                        ({k: v for k, v in good.items() if k != "num_correct"}, "num_correct")):
         with pytest.raises(InputError, match=field):
             BENCHMARK.check(bad, "row 0", "f.jsonl")
+
+
+def listwise_record(scores=None, p_best=None):
+    feedback = None if scores is None and p_best is None else {"scores": scores, "p_best": p_best}
+    return {"scores": scores or p_best, "feedback": feedback}
+
+
+def test_listwise_four_way_rows_score_as_the_official_generative_script():
+    from icrm.rm_types import LISTWISE
+    from tests.official import script_function
+
+    process_shuffled = script_function("run_generative_v2.py", "process_shuffled")
+    rng = random.Random(11)
+    letters = "ABCD"
+    slots = set()
+    for n in range(300):
+        row = rb2_row(f"id-{n}", rng.choice(SUBSETS[:5]), ["right"], ["w1", "w2", "w3"])
+        [judgement] = BENCHMARK.judgements(row, LISTWISE)
+        shown = [c[-1]["content"] for c in judgement.item["conversations"]]
+        slot = shown.index("right")
+        slots.add(slot)
+        assert sorted(shown) == ["right", "w1", "w2", "w3"]
+        assert BENCHMARK.judgements(row, LISTWISE) == [judgement]  # the same slot every run
+        kind = rng.choice(["pick", "tie", "none", "p_best"])
+        scores = [rng.randint(1, 5) for _ in range(4)]
+        if kind == "pick":
+            scores[rng.randrange(4)] = 9
+            record, decision = listwise_record(scores), letters[scores.index(9)]
+        elif kind == "tie":
+            a, b = rng.sample(range(4), 2)
+            scores[a] = scores[b] = 9
+            record, decision = listwise_record(scores), "error"  # no single pick: what the script calls an error
+        elif kind == "none":
+            record, decision = listwise_record(), "error"
+        else:
+            weights = [rng.random() for _ in range(4)]
+            p_best = [w / sum(weights) for w in weights]
+            record, decision = listwise_record(p_best=p_best), letters[p_best.index(max(p_best))]
+        ours = BENCHMARK.score(row, {"four": record}, LISTWISE)
+        assert ours.score == process_shuffled(decision, slot), (kind, scores, slot)
+    assert slots == {0, 1, 2, 3}
+
+
+def test_listwise_ties_rows_are_rated_from_one_group_and_scored_by_process_single_model():
+    from icrm.rm_types import LISTWISE
+
+    rows = ties_rows(random.Random(5), prompts=20)
+    scored = []
+    for rid, ratings, correct in rows:
+        row = rb2_row(rid, "Ties", [f"c{i}" for i in range(correct)], [f"w{i}" for i in range(len(ratings) - correct)])
+        [judgement] = BENCHMARK.judgements(row, LISTWISE)
+        assert len(judgement.item["conversations"]) == len(ratings)
+        record = listwise_record(None if -1 in ratings else ratings)
+        scored.append(BENCHMARK.score(row, {"all": record}, LISTWISE))
+    expected = [(rid, [-1] * len(r) if -1 in r else r, n) for rid, r, n in rows]
+    assert BENCHMARK.subset_accuracy("Ties", scored, LISTWISE) == pytest.approx(
+        package_ties_score([{"id": i, "scores": r, "num_correct": n} for i, r, n in expected]))

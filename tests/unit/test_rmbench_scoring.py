@@ -14,7 +14,7 @@ import pytest
 from icrm.errors import InputError
 from icrm.evaluation.rmbench import LEVELS, RMBench
 from icrm.evaluation.stats import subset_report
-from icrm.rm_types import INDIVIDUAL, PAIRWISE
+from icrm.rm_types import INDIVIDUAL, LISTWISE, PAIRWISE
 
 BENCHMARK = RMBench()
 # compute_accuracy(seeded_results()) (the total_dataset.json path, split by domain):
@@ -56,14 +56,24 @@ def sections(results, rm_type, source="total_dataset.json"):
     by_domain = {}
     for result in results:
         row = rm_row(result, source)
-        records = individual_records(result) if rm_type.single else pairwise_records(result)
+        records = individual_records(result) if rm_type.single else \
+            listwise_records(result, row) if rm_type.group else pairwise_records(result)
         scored = BENCHMARK.score(row, records, rm_type)
         by_domain.setdefault(scored.subset, []).append(scored)
     reports = {d: subset_report(rows, random.Random(0)) for d, rows in by_domain.items()}
     return reports, BENCHMARK.aggregate(reports, rm_type)
 
 
-@pytest.mark.parametrize("rm_type", [INDIVIDUAL, PAIRWISE], ids=["individual", "pairwise"])
+def listwise_records(result, row):
+    """The listwise judgement a judge scoring each response as `result` does would give:
+    its scores in the order the group was shown."""
+    [judgement] = BENCHMARK.judgements(row, LISTWISE)
+    by_text = dict(zip(row["chosen"] + row["rejected"], result["score_chosen"] + result["score_rejected"]))
+    scores = [by_text[c[-1]["content"]] for c in judgement.item["conversations"]]
+    return {"group": {"scores": scores, "feedback": {"scores": scores}}}
+
+
+@pytest.mark.parametrize("rm_type", [INDIVIDUAL, PAIRWISE, LISTWISE], ids=["individual", "pairwise", "listwise"])
 def test_domains_levels_and_total_equal_compute_accuracy(rm_type):
     reports, scores = sections(seeded_results(), rm_type)
     for domain in ("chat", "math", "code", "safety"):
@@ -105,3 +115,16 @@ def test_rows_in_another_shape_are_refused_naming_the_field():
         BENCHMARK.check({"id": 1, "prompt": "p", "chosen": ["a", "b"], "rejected": ["a", "b", "c"]}, "row 4", "chat.json")
     with pytest.raises(InputError, match="add a 'domain' field"):
         BENCHMARK.check({"id": 1, "prompt": "p", "chosen": ["a"] * 3, "rejected": ["b"] * 3}, "row 4", "mine.json")
+
+
+def test_listwise_shows_the_six_responses_in_a_seeded_order_and_no_verdict_is_not_correct():
+    row = rm_row({"id": 5, "domain": "chat"})
+    [judgement] = BENCHMARK.judgements(row, LISTWISE)
+    shown = [c[-1]["content"] for c in judgement.item["conversations"]]
+    assert sorted(shown) == sorted(row["chosen"] + row["rejected"]) and shown != row["chosen"] + row["rejected"]
+    assert BENCHMARK.judgements(row, LISTWISE) == [judgement]
+    orders = {tuple(c[-1]["content"] for c in BENCHMARK.judgements(rm_row({"id": i, "domain": "chat"}), LISTWISE)[0]
+                    .item["conversations"]) for i in range(20)}
+    assert len(orders) > 10
+    failed = BENCHMARK.score(row, {"group": {"scores": None, "feedback": None}}, LISTWISE)
+    assert failed.score == 0.0 and failed.parse_failure
