@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .settings import parse_bool
 
 __all__ = ["ICRMConfig", "SURFACES", "COMMANDS", "option_surfaces", "option_default", "env_name", "config_error",
-           "from_sources", "Bool", "OptionalBool", "RMTypeName", "MethodName", "PositionName"]
+           "from_sources", "Bool", "OptionalBool", "RMTypeName", "MethodName", "PositionName", "ChoiceError"]
 
 COMMANDS = ("test", "score", "eval", "serve")
 # Upper bounds of the size options: past them a value is a typo, not a plan.
@@ -56,7 +56,7 @@ def _path_text(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-class _ChoiceError(ConfigError, ValueError):
+class ChoiceError(ConfigError, ValueError):
     """A name not in its table, raised inside validation."""
 
 
@@ -73,7 +73,7 @@ def _one_of(kind: str, choices: Callable[[], Any]) -> Any:
             if value not in table:
                 raise ConfigError(f"{kind} must be one of {', '.join(table)}, got {value!r}")
         except ConfigError as e:  # a ValueError too, so a request body's field says it (422), not a 500
-            raise _ChoiceError(str(e)) from None
+            raise ChoiceError(str(e)) from None
         return value
     return BeforeValidator(check)
 

@@ -15,7 +15,17 @@ from typing import Any
 from .errors import InputError
 from .rm_types import RM_TYPES, RMType, get_rm_type
 
-__all__ = ["load_example", "rewardbench_pair", "prompt_turns", "prompt_responses"]
+__all__ = ["load_example", "rewardbench_pair", "prompt_turns", "prompt_responses", "INPUT_FORMATS"]
+
+# The row shapes `icrm score --input_format` reads (`icrm.scoring.row_items`):
+# "conversations": rows hold conversation (individual), conversation_A/B (pairwise) or
+#   conversations (listwise: a group).
+# "rewardbench": rows hold prompt, chosen, rejected (RewardBench's schema); pairwise puts
+#   chosen in A and rejected in B; individual scores each, as ids "<id>:chosen" / ":rejected";
+#   listwise judges [chosen, rejected] as a group.
+# "responses": rows hold prompt and responses (a list of strings): listwise judges them as
+#   one group; individual scores each, as ids "<id>:<index>".
+INPUT_FORMATS = ("conversations", "rewardbench", "responses")
 
 
 def load_example(path: str | Path, rm_type: str | RMType) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from .batch.sources import bad_row_id, is_reserved_id, repeated_id
 from .config import ICRMConfig
 from .engines.usage import UsageTotals
 from .errors import ConfigError, InputError
-from .inputs import prompt_responses, rewardbench_pair
+from .inputs import INPUT_FORMATS, prompt_responses, rewardbench_pair
 from .provenance import run_fields
 from .rm_types import RMType, get_rm_type
 
@@ -40,14 +40,6 @@ __all__ = ["INPUT_FORMATS", "SCORE_OPTIONS", "ScoreSummary", "ScoreRun", "score_
 
 logger = logging.getLogger(__name__)
 
-# "conversations": rows hold conversation (individual), conversation_A/B (pairwise) or
-#   conversations (listwise: a group).
-# "rewardbench": rows hold prompt, chosen, rejected (RewardBench's schema); pairwise puts
-#   chosen in A and rejected in B; individual scores each, as ids "<id>:chosen" / ":rejected";
-#   listwise judges [chosen, rejected] as a group.
-# "responses": rows hold prompt and responses (a list of strings): listwise judges them as
-#   one group; individual scores each, as ids "<id>:<index>".
-INPUT_FORMATS = ("conversations", "rewardbench", "responses")
 # The options of `score_file` besides generation kwargs (for "did you mean" hints).
 SCORE_OPTIONS = ("concurrency", "limit", "id_field", "input_format", "progress", "split", "overwrite")
 RESTART = "pass --overwrite True (overwrite=True) to start over"

@@ -4,12 +4,13 @@ parsed and bounded once, and a bad one is one line naming the flag."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..batch import DEFAULT_CONCURRENCY
-from ..config import ICRMConfig, OptionalBool
+from ..config import ChoiceError, ICRMConfig, OptionalBool
+from ..inputs import INPUT_FORMATS
 
 __all__ = ["GenerationFlags", "ScoreOptions", "BackendOptions", "EvalOptions", "MAX_CONCURRENCY", "MAX_TOKENS"]
 
@@ -17,6 +18,12 @@ __all__ = ["GenerationFlags", "ScoreOptions", "BackendOptions", "EvalOptions", "
 MAX_CONCURRENCY = 4_096
 MAX_TOKENS = 1_048_576
 MAX_ACTORS = 1_024
+
+
+def _input_format(value: Any) -> Any:
+    if value not in INPUT_FORMATS:
+        raise ChoiceError(f"input_format must be one of {', '.join(INPUT_FORMATS)}, got {value!r}")
+    return value
 
 
 class GenerationFlags(BaseModel):
@@ -48,9 +55,10 @@ class ScoreOptions(BaseModel):
     """Score at most this many input rows."""
     id_field: str = "id"
     """The column holding row ids (else a stable hash of the row)."""
-    input_format: Literal["conversations", "rewardbench"] = "conversations"
-    """``conversations`` (conversation, or conversation_A + conversation_B) or
-    ``rewardbench`` (prompt, chosen, rejected)."""
+    input_format: Annotated[str, BeforeValidator(_input_format)] = "conversations"
+    """``conversations`` (conversation, conversation_A + conversation_B, or
+    conversations), ``rewardbench`` (prompt, chosen, rejected) or ``responses`` (prompt,
+    responses)."""
     split: str = "train"
     """The split of a saved dataset directory or hub dataset."""
     progress: OptionalBool = None

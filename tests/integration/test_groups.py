@@ -14,7 +14,8 @@ import pytest
 from icrm import ICRM, MockServer
 from icrm.groups import GROUP_STRATEGIES
 from icrm.groups.outcomes import kendall_tau
-from tests.integration.helpers import Service, pair_feedback
+from tests.conftest import EXAMPLES
+from tests.integration.helpers import Service, icrm_cli, pair_feedback, read_jsonl
 
 
 def group(k: int) -> list[list[dict[str, str]]]:
@@ -187,3 +188,23 @@ def test_the_group_endpoint_answers_one_reward_per_response_and_refuses_before_a
             assert down.status_code in (502, 503) and "reward" not in down.json(), down.text
         finally:
             service.stop()
+
+
+def test_icrm_test_and_score_take_listwise_rows(tmp_path):
+    answer = listwise_answer({"1": 7, "2": 2, "3": 9})
+    rows = tmp_path / "groups.jsonl"
+    rows.write_text(json.dumps({"id": "g1", "prompt": "Q?", "responses": ["a", "b", "c"]}) + "\n"
+                    + json.dumps({"id": "g2", "prompt": "Q?", "responses": ["only one"]}) + "\n"
+                    + json.dumps({"id": "g3", "prompt": "Q?", "responses": "not a list"}) + "\n")
+    with MockServer({"matches": [{"response": answer}]}) as url:
+        flags = ["--rm_type", "listwise", "--engine", "mock", "--base_url", url, "--num_shots", "0"]
+        shown = icrm_cli("test", EXAMPLES / "test_listwise.json", *flags)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["scores"] == [7, 2, 9] and json.loads(shown.stdout)["ranking"] == [2, 0, 1]
+        scored = icrm_cli("score", rows, "--output", tmp_path / "out.jsonl", "--input_format", "responses", *flags)
+    assert scored.returncode == 1 and "Traceback" not in scored.stderr  # two rows without a verdict
+    out = {r["id"]: r for r in read_jsonl(tmp_path / "out.jsonl")}
+    assert out["g1"]["scores"] == [7, 2, 9] and out["g1"]["reward"] == pytest.approx([6 / 9, 1 / 9, 8 / 9])
+    assert out["g1"]["feedback"]["ranking"] == [2, 0, 1]
+    assert out["g2"]["error_kind"] == "input" and "2 to 32" in out["g2"]["error"]
+    assert out["g3"]["error_kind"] == "input" and "'responses' must be a list" in out["g3"]["error"]
