@@ -65,6 +65,7 @@ def render_report(runs: list[Run]) -> str:
     environment.filters["percent"] = lambda value: "–" if number(value) is None else f"{100 * value:.1f}%"
     environment.filters["json"] = lambda value: dumps(value, sort_keys=True, nan=False)
     payload = {"runs": [{"name": run.name, "kind": run.kind, "rm_type": run.meta.get("rm_type"),
+                         "verdict_key": run.verdict_key,
                          "items": [item.as_dict() for item in run.items]} for run in runs]}
     return environment.get_template("report.html.j2").render(
         runs=runs, tables=[subset_rows(run) for run in runs],

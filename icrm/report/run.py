@@ -110,9 +110,17 @@ class Run:
                       if (kind := j.get("error_kind")))
         return dict(counts)
 
+    @property
+    def verdict_key(self) -> str:
+        """The rows' verdict field (``score``, ``choice``, ``scores``) by the run's rm type."""
+        from ..rm_types import RM_TYPES
+
+        rm_type = RM_TYPES.get(self.meta.get("rm_type")) if self.meta.get("rm_type") in RM_TYPES else None
+        return rm_type.verdict_key if rm_type is not None else "score"
+
     def distribution(self) -> dict[str, int]:
-        """Judgements per verdict (score or choice; ``None`` = no verdict)."""
-        key = "choice" if self.meta.get("rm_type") == "pairwise" else "score"
+        """Judgements per verdict (score, choice or a group's scores; ``None`` = no verdict)."""
+        key = self.verdict_key
         return dict(sorted(Counter(str(j.get(key)) for item in self.items for j in item.judgements).items()))
 
 
