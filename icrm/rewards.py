@@ -21,6 +21,8 @@ What a surface does when the judge could not answer is its `JudgeDownPolicy`, na
 | OpenRLHF ``/get_reward`` | any sample (503 / 502) | ``failure_reward`` + ``icrm_failed`` 1.0 |
 | TRL reward function | every sample of the call | None (TRL skips it) |
 | verl ``compute_score`` | the sample (raised) | ``failure_reward`` + ``icrm_failed`` 1.0 |
+| slime ``/slime/reward``, ``reward`` | any sample (503 / 502; raised) | ``failure_reward`` + ``icrm_failed`` 1.0 |
+| AReaL ``ICRMReward`` | the sample (raised) | ``failure_reward`` and a warning, or raised |
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ POLICIES: dict[str, JudgeDownPolicy] = {
                                        "outage"),
     "trl": JudgeDownPolicy("all", "TRL skips a None reward; a call with no reward at all would train on nothing, "
                                   "so it is raised"),
+    "slime": JudgeDownPolicy("any", "slime takes a number per sample and cannot skip one; its client retries a "
+                                    "failed request, then stops the rollout"),
+    "areal": JudgeDownPolicy("any", "AReaL's reward wrapper retries a raised error and then raises it; a number "
+                                    "would train on the outage"),
     "verl": JudgeDownPolicy("any", "verl takes a number per sample and cannot skip one: an outage is raised"),
 }
 

@@ -23,6 +23,8 @@ python -m pip install --no-deps rewardbench==0.1.4
 python -m pip install --no-deps openrlhf==0.11.0 pylatexenc
 # verl's reward loop and reward managers, which call icrm's compute_score.
 python -m pip install --no-deps verl==0.9.1
+# AReaL's reward wrapper (areal/api/reward_api.py), which runs icrm's reward function in its process pool.
+python -m pip install --no-deps areal==1.0.4
 # Ray (data) runs icrm's Ray backend on a two-node local cluster; verl's imports need the rest.
 python -m pip install "ray[data]==2.60.0" tensordict==0.15.3 omegaconf==2.4.0 codetiming==1.4.0 orjson==3.13.0
 # icrm itself, with what its tests and docs need (TRL, Playwright, matplotlib, MkDocs).

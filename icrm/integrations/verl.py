@@ -33,15 +33,13 @@ This module uses absolute imports, so verl can also load it by file path.
 
 from __future__ import annotations
 
-import atexit
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from icrm.config import ICRMConfig
 from icrm.errors import ConfigError
 from icrm.groups.by_prompt import judge_by_prompt
+from icrm.integrations.shared import shared_judge
 from icrm.rewards import raise_if_judge_down, reward, trainer_extras
 from icrm.trajectory import judgeable_turns
 
@@ -50,8 +48,6 @@ __all__ = ["compute_score", "compute_score_async", "compute_score_batch", "share
 PROMPT_KEY = "prompt"
 # Keyword arguments verl's reward loop adds itself when a reward-model router is set up.
 VERL_KWARGS = ("reward_router_address", "reward_model_tokenizer")
-_SHARED: dict[tuple[int, str], Any] = {}
-_LOCK = threading.Lock()
 
 
 def shared_icrm(reward_kwargs: dict[str, Any], groups: bool = False) -> Any:
@@ -67,14 +63,7 @@ def shared_icrm(reward_kwargs: dict[str, Any], groups: bool = False) -> Any:
         raise ConfigError("verl's compute_score scores one response: set reward_kwargs.rm_type to individual "
                           "(compute_score_batch with reward_kwargs.group: true judges each prompt's responses "
                           "as a group, with any rm type)")
-    key = (os.getpid(), config.model_dump_json())  # a forked worker starts its own
-    with _LOCK:
-        if key not in _SHARED:
-            from icrm.reward_model import ICRM
-
-            _SHARED[key] = icrm = ICRM.from_config(config)
-            atexit.register(icrm.close)
-        return _SHARED[key]
+    return shared_judge(config)
 
 
 def _split(reward_kwargs: dict[str, Any]) -> tuple[float, dict[str, Any]]:

@@ -9,6 +9,7 @@ One `ICRM`, started with the app and shared by every request, serves three contr
 - ``POST /v1/reward/group`` — one group (k responses to one prompt) in, one reward per
   response out, by the group strategy (`icrm.groups`).
 - ``POST /get_reward`` — OpenRLHF's remote reward model (``--reward.remote_url``).
+- ``POST /slime/reward`` — slime's remote reward model (``--rm-url``).
 
 Trust rules (DESIGN.md): a request is admitted or refused before any work (a refused
 request sends nothing to the judge); a dead judge makes ``/health`` and every answer
@@ -38,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ICRMError, InputError
 from ..integrations.openrlhf import OpenRLHFRequest
+from ..integrations.slime import SlimeRequest
 from ..reward_model import ICRM
 from ..rm_types import INDIVIDUAL
 from ..safe_text import dumps
@@ -174,6 +176,15 @@ def create_app(icrm_factory: Callable[[], ICRM], options: ServiceOptions) -> Fas
         """OpenRLHF's remote reward model (`icrm.integrations.openrlhf`): one reward per
         query, in order; a judge that could not answer fails the request (503 / 502)."""
         return await work.get_reward(body, _request_id(request))
+
+    @app.post("/slime/reward", dependencies=[Depends(authorized)])
+    async def slime_reward(body: SlimeRequest, request: Request, reward_key: str | None = None,
+                           work: RewardService = Depends(service)) -> Any:
+        """slime's remote reward model (``--rm-type remote_rm --rm-url .../slime/reward``,
+        `icrm.integrations.slime`): the sample's reward as a number, or with
+        ``?reward_key=K`` ``{K: reward, "icrm_score", "icrm_failed"}`` for ``--reward-key
+        K``; a judge that could not answer fails the request (503 / 502)."""
+        return await work.slime_reward(body, reward_key, _request_id(request))
 
     @app.get("/health")
     async def health() -> JSONResponse:

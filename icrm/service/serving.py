@@ -22,9 +22,9 @@ from ..errors import ConfigError, EngineError, InputError
 from ..feedback import FeedbackBase
 from ..groups import judge_group, strategy_for
 from ..rm_types import LISTWISE
-from ..integrations import openrlhf
+from ..integrations import openrlhf, slime
 from ..reward_model import ICRM
-from ..rewards import judge_down, result_fields
+from ..rewards import judge_down, result_fields, reward, trainer_extras
 from .contracts import GenerationOverrides, GroupRequest, OffchainItem, RewardRequest
 from .limits import RETRY_AFTER_S, Admission, Refused
 from .options import ServiceOptions
@@ -252,3 +252,20 @@ class RewardService:
         rm_type = self.judge.rm_type.for_item({"conversations": conversations})
         judgements = [{k: v for k, v in result_fields(f, rm_type).items() if k != "raw_text"} for f in result.feedbacks]
         return {**result.to_dict(), "judgements": judgements}
+
+    async def slime_reward(self, body: slime.SlimeRequest, reward_key: str | None,
+                           request_id: str) -> float | dict[str, float]:
+        """slime's ``remote_rm`` (`icrm.integrations.slime`): one sample's reward, or
+        with `reward_key` the dict slime's ``--reward-key`` reads.
+
+        Raises:
+            Refused: 400 a server of another rm type; 5xx the judge.
+        """
+        if not self.judge.rm_type.single:
+            raise Refused(400, "Bad Request", "slime's remote_rm judges one sample: start the server with "
+                          "--rm_type individual (for groups, use --custom-rm-path icrm.integrations.slime.reward)")
+        [feedback] = await self.judged([slime.item(body)], GenerationOverrides())
+        self._fail_if_down([feedback], "slime", request_id)
+        rm_type = self.judge.rm_type
+        return slime.answer(reward(rm_type, feedback), trainer_extras(rm_type, feedback), self.options.failure_reward,
+                            reward_key)

@@ -82,7 +82,9 @@ def test_verls_reward_loop_worker_calls_compute_score(mock_llm, name):
     assert [o["reward_score"] for o in outputs] == [1.0, pytest.approx(3 / 9), 0.0]
     assert [o["reward_extra_info"]["icrm_score"] for o in outputs] == [10.0, 4.0, 0.0]
     assert [o["reward_extra_info"]["icrm_failed"] for o in outputs] == [0.0, 0.0, 1.0]
-    judges = [key for key in icrm_verl._SHARED if mock_llm.base_url in key[1]]
+    from icrm.integrations.shared import _SHARED
+
+    judges = [key for key in _SHARED if mock_llm.base_url in key[1]]
     assert len(judges) == 1 and len(mock_llm.requests()) == 3  # one ICRM for the process, each sample judged once
 
 
