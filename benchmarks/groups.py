@@ -18,7 +18,8 @@ of ``all_pairs`` with both orders, with τ within 0.1 of it at 10 % flips.
 ``vllm`` — vLLM's CPU build with the embedded model, RM-Bench chat prompts
 (``../shared/data/rmbench/chat_filtered.json``: six responses per prompt) as groups:
 seconds and tokens per response for listwise critique and verdict against individual
-critique and verdict, at concurrency 8, one run. Target: listwise critique ≤ 0.5× the
+critique and verdict, output constrained to each method's schema (the 135M model writes
+no valid JSON without it), 3 shots, at concurrency 8, one run. Target: listwise critique ≤ 0.5× the
 seconds per response of individual critique.
 """
 
@@ -135,7 +136,7 @@ def vllm_bench(n: int, concurrency: int) -> list[dict[str, Any]]:
             for rm_type, method in [("listwise", "critique"), ("listwise", "verdict"),
                                     ("individual", "critique"), ("individual", "verdict")]:
                 with ICRM(engine="vllm", model_name=owner.config.model_name, worker_addrs=[url], rm_type=rm_type,
-                          method=method, num_shots=3, use_cache=False) as icrm:
+                          method=method, num_shots=3, use_cache=False, constrain_output=True) as icrm:
                     start = time.perf_counter()
                     if rm_type == "listwise":
                         results = icrm.run_sync(_all_groups(icrm, groups, concurrency))

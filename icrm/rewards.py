@@ -23,6 +23,7 @@ What a surface does when the judge could not answer is its `JudgeDownPolicy`, na
 | verl ``compute_score`` | the sample (raised) | ``failure_reward`` + ``icrm_failed`` 1.0 |
 | slime ``/slime/reward``, ``reward`` | any sample (503 / 502; raised) | ``failure_reward`` + ``icrm_failed`` 1.0 |
 | AReaL ``ICRMReward`` | the sample (raised) | ``failure_reward`` and a warning, or raised |
+| verifiers ``ICRMJudge`` | the rollout (raised) | raised (``UnjudgedError``) |
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ POLICIES: dict[str, JudgeDownPolicy] = {
                                     "failed request, then stops the rollout"),
     "areal": JudgeDownPolicy("any", "AReaL's reward wrapper retries a raised error and then raises it; a number "
                                     "would train on the outage"),
+    "verifiers": JudgeDownPolicy("any", "verifiers' judges raise so that a judge failure errors the rollout "
+                                        "instead of scoring the model"),
     "verl": JudgeDownPolicy("any", "verl takes a number per sample and cannot skip one: an outage is raised"),
 }
 

@@ -23,6 +23,15 @@ python -m pip install --no-deps rewardbench==0.1.4
 python -m pip install --no-deps openrlhf==0.11.0 pylatexenc
 # verl's reward loop and reward managers, which call icrm's compute_score.
 python -m pip install --no-deps verl==0.9.1
+# OpenPipe ART's trajectory classes (icrm.integrations.art.ruler_score_group returns its TrajectoryGroup);
+# `import art` needs polars and litellm (ART pins litellm <= 1.82.0), not its training stack.
+python -m pip install --no-deps openpipe-art==0.5.18
+python -m pip install polars==2.2.0 litellm==1.82.0
+# verifiers' judge loader, config and Trace (icrm-judge is its judge plugin); verifiers.v1 imports these,
+# not its sandboxes' runtimes.
+python -m pip install --no-deps verifiers==0.4.0
+python -m pip install "prime-pydantic-config[toml]==0.4.3" renderers==0.1.12 prime-sandboxes==0.5.18 tomli-w==1.2.0 \
+  math-verify==0.9.0
 # AReaL's reward wrapper (areal/api/reward_api.py), which runs icrm's reward function in its process pool.
 python -m pip install --no-deps areal==1.0.4
 # Ray (data) runs icrm's Ray backend on a two-node local cluster; verl's imports need the rest.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -59,8 +59,12 @@ class ServiceOptions(BaseModel):
     request_timeout_s: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     """Seconds a request may take (504 beyond)."""
     failure_reward: float = Field(0.0, allow_inf_nan=False)
-    """``/get_reward``: the reward of a sample whose answer held no verdict (it is
-    flagged in ``extra_logs.icrm_failed``)."""
+    """``/get_reward`` and ``/slime/reward``: the reward of a sample whose answer held no
+    verdict (flagged as ``icrm_failed``)."""
+    unjudged: Literal["failure_reward", "fail"] = "failure_reward"
+    """``/get_reward`` and ``/slime/reward``, a sample whose answer held no verdict:
+    ``failure_reward`` (flagged), or ``fail`` the request (502) — the two choices those
+    contracts allow, as neither can skip one sample."""
     env_file: str | None = None
     """A file of ``ICRM_<FLAG>=value`` lines (below the environment in precedence)."""
 

@@ -171,6 +171,17 @@ class RewardService:
             logger.error("request %s: the judge could not answer: %s", request_id, down.error)
             raise server_fault(down.error_kind, request_id)
 
+    def _fail_if_unjudged(self, feedbacks: Sequence[FeedbackBase], request_id: str) -> None:
+        """With ``--unjudged fail``: 502 when a sample's answer held no verdict."""
+        unjudged = [f for f in feedbacks if not f.ok]
+        if unjudged and self.options.unjudged == "fail":
+            first = unjudged[0]
+            logger.warning("request %s: %d sample(s) without a verdict: %s", request_id, len(unjudged),
+                           first.parse_error or first.error)
+            raise Refused(502, "Bad Gateway", f"{len(unjudged)} of {len(feedbacks)} sample(s) got no verdict "
+                          f"({first.parse_error_reason or first.error_kind}); --unjudged fail refuses a stand-in "
+                          f"reward (request id {request_id})")
+
     # -- the contracts ---------------------------------------------------------------------
 
     async def service_output(self, item: dict[str, Any], overrides: OffchainItem | Any,
@@ -224,6 +235,7 @@ class RewardService:
             raise Refused(422, "Unprocessable Entity", str(e)) from None
         feedbacks = await self.judged(samples, GenerationOverrides()) if samples else []
         self._fail_if_down(feedbacks, "openrlhf", request_id)
+        self._fail_if_unjudged(feedbacks, request_id)
         return openrlhf.answer(feedbacks, self.judge.rm_type, self.options.failure_reward)
 
     async def reward_group(self, body: GroupRequest, request_id: str) -> dict[str, Any]:
@@ -266,6 +278,7 @@ class RewardService:
                           "--rm_type individual (for groups, use --custom-rm-path icrm.integrations.slime.reward)")
         [feedback] = await self.judged([slime.item(body)], GenerationOverrides())
         self._fail_if_down([feedback], "slime", request_id)
+        self._fail_if_unjudged([feedback], request_id)
         rm_type = self.judge.rm_type
         return slime.answer(reward(rm_type, feedback), trainer_extras(rm_type, feedback), self.options.failure_reward,
                             reward_key)

@@ -122,3 +122,26 @@ def test_slimes_custom_rm_path_raises_when_the_judge_is_down(monkeypatch):
         args = in_process(monkeypatch, url)
         with pytest.raises(EngineError, match="could not answer 1 of 1"):
             asyncio.run(rm_hub["async_rm"](args, sample(QUESTION, "4")))
+
+
+def test_unjudged_fail_makes_a_sample_without_a_verdict_fail_the_request():
+    rm_hub = slime_rm_hub()
+    with MockServer(RULES) as url:
+        service = Service("--engine", "mock", "--base_url", url, "--num_shots", "0", "--max_retries", "0",
+                          "--unjudged", "fail")
+        try:
+            refused = service.post("/slime/reward", {"prompt": "UNJUDGEABLE", "response": "x", "label": None})
+            assert refused.status_code == 502 and "no verdict" in refused.json()["description"]
+            openrlhf = service.post("/get_reward", {"query": ["UNJUDGEABLE x", "What is 2+2? 4"],
+                                                    "prompts": ["UNJUDGEABLE", "What is 2+2?"]})
+            assert openrlhf.status_code == 502
+
+            async def run():
+                try:
+                    return await rm_hub["remote_rm"](slime_args(rm_url=f"{service.url}/slime/reward"),
+                                                     sample(QUESTION, "4"), max_retries=1)
+                finally:
+                    await rm_hub["_get_shared_session"]().close()
+            assert asyncio.run(run()) == 1.0
+        finally:
+            service.stop()
