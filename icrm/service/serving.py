@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -21,10 +21,10 @@ import httpx
 from ..errors import ConfigError, EngineError, InputError
 from ..feedback import FeedbackBase
 from ..groups import judge_group, strategy_for
-from ..rm_types import LISTWISE
 from ..integrations import openrlhf, slime
 from ..reward_model import ICRM
 from ..rewards import judge_down, result_fields, reward, trainer_extras
+from ..rm_types import LISTWISE
 from .contracts import GenerationOverrides, GroupRequest, OffchainItem, RewardRequest
 from .limits import RETRY_AFTER_S, Admission, Refused
 from .options import ServiceOptions
