@@ -128,7 +128,7 @@ class RewardService:
         async def one(item: dict[str, Any] | InputError) -> FeedbackBase:
             return self.judge.rm_type.failed(item) if isinstance(item, InputError) else await judge(item, None)
 
-        return await self._admitted(len(items), "items", asyncio.gather(*(one(item) for item in items)))
+        return await self._admitted(len(items), "items", lambda: asyncio.gather(*(one(item) for item in items)))
 
     def _judge_one(self, overrides: GenerationOverrides) -> Callable[[dict[str, Any], str | None],
                                                                       Awaitable[FeedbackBase]]:
@@ -146,11 +146,13 @@ class RewardService:
                                                                       position=overrides.position))
         return one
 
-    async def _admitted(self, cost: int, what: str, work: Awaitable[T]) -> T:
-        """Await `work` once `cost` judgements are admitted, within the request timeout."""
+    async def _admitted(self, cost: int, what: str, work: Callable[[], Awaitable[T]]) -> T:
+        """Start `work()` only once `cost` judgements are admitted (a refused request
+        starts nothing: `asyncio.gather` would schedule its tasks at once), and await it
+        within the request timeout."""
         async with self.admission.admit(cost, what):
             try:
-                return await asyncio.wait_for(work, self.options.request_timeout_s)
+                return await asyncio.wait_for(work(), self.options.request_timeout_s)
             except asyncio.TimeoutError:
                 raise Refused(504, "Gateway Timeout",
                               f"the judgement took longer than {self.options.request_timeout_s:g} s") from None
@@ -255,10 +257,11 @@ class RewardService:
             raise Refused(422, "Unprocessable Entity", str(e)) from None
         judge = self._judge_one(body)
         config = self.judge.config
-        group = judge_group(judge, self.judge.rm_type, strategy, conversations, key=body.id, seed=config.seed,
-                            position=body.position or config.position,
-                            inconsistent_pairs=body.inconsistent_pairs or config.inconsistent_pairs,
-                            concurrency=self.options.max_concurrency, context=body.context())
+        def group() -> Awaitable[Any]:
+            return judge_group(judge, self.judge.rm_type, strategy, conversations, key=body.id, seed=config.seed,
+                               position=body.position or config.position,
+                               inconsistent_pairs=body.inconsistent_pairs or config.inconsistent_pairs,
+                               concurrency=self.options.max_concurrency, context=body.context())
         result = await self._admitted(strategy.judgements(len(conversations)), "conversations", group)
         self._fail_if_down(result.feedbacks, "reward_group", request_id)
         rm_type = self.judge.rm_type.for_item({"conversations": conversations})

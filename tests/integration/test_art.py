@@ -16,7 +16,12 @@ from icrm.integrations.art import GroupNotScored, ruler_score_group
 from tests.integration.helpers import pair_feedback
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # ART imports litellm, which would fetch a price list
+masking_utils = pytest.importorskip("transformers.masking_utils")
+_unpatched = masking_utils._preprocess_mask_arguments
 art = pytest.importorskip("art", reason="openpipe-art is not installed (scripts/setup_tests.sh installs it)")
+# `import art` patches transformers process-wide for ART's own training (art/transformers/patches.py); these
+# tests train nothing, and later tests in this process (TRL's GRPOTrainer) need transformers as it is.
+masking_utils._preprocess_mask_arguments = _unpatched
 
 SYSTEM = {"role": "system", "content": "You are a travel agent."}
 USER = {"role": "user", "content": "Find me a flight to Paris."}

@@ -180,6 +180,16 @@ def test_the_group_endpoint_answers_one_reward_per_response_and_refuses_before_a
                 assert refused.status_code == 422 and field in refused.json()["description"], refused.text
         finally:
             service.stop()
+    mock = MockServer(hidden_order_rules([1, 2, 3, 4, 5, 6]))
+    with mock as url:
+        small = Service("--engine", "mock", "--base_url", url, "--num_shots", "0", "--rm_type", "pairwise",
+                        "--max_concurrency", "2", "--max_queue", "2")
+        try:  # all_pairs of 6 takes 15 judgements: more than the server holds, refused before any work
+            refused = small.post("/v1/reward/group", {"conversations": group(6)})
+            assert refused.status_code == 422 and "15 judgements exceed" in refused.json()["description"]
+            assert [r for r in mock.requests() if r["path"].endswith("/completions")] == []
+        finally:
+            small.stop()
     with MockServer({"matches": [{"status": 503, "error": "overloaded"}]}) as url:
         service = Service("--engine", "openai", "--model_name", "m", "--base_url", url, "--num_shots", "0",
                           "--max_retries", "0", "--rm_type", "pairwise")
