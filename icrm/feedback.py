@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from .engines.base import Usage
 
@@ -183,19 +183,13 @@ class ListwiseFeedback(FeedbackBase):
     were combined)."""
     p_best: list[float] | None = None
     """``logprob``: P(response i is the best of the group), per response; sums to 1."""
-    ranking: list[int] | None = None
-    """The responses' indexes (0-based, in the order given), best first; equal scores
-    keep their given order."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _ranked(cls, data: Any) -> Any:
-        # The ranking follows the scores (or P(best)) unless given.
-        if isinstance(data, dict) and data.get("ranking") is None:
-            values = data.get("scores") or data.get("p_best")
-            if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
-                data = {**data, "ranking": ranking(values)}
-        return data
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ranking(self) -> list[int] | None:
+        """The responses' indexes (0-based, in the order given), best first, from the
+        scores (or P(best)); equal values keep their given order. None without either."""
+        values = self.scores if self.scores is not None else self.p_best
+        return None if values is None else ranking(values)
 
     @field_validator("analysis", mode="before")
     @classmethod

@@ -135,13 +135,12 @@ def combine_orders(rm_type: RMType, as_given: Feedback, swapped: Feedback) -> Fe
     """
     common: dict[str, Any] = {"position": "both", "usage": summed_usage([as_given, swapped]),
                               "order_verdicts": {"AB": rm_type.verdict(as_given), "BA": rm_type.verdict(swapped)}}
-    if rm_type.group:  # the mean score per response; consistent when both orders rank the same best
-        if as_given.ok and swapped.ok:
-            common["position_consistent"] = as_given.ranking[0] == swapped.ranking[0]  # type: ignore[union-attr]
-        return rm_type.combine([as_given, swapped], **common)  # type: ignore[attr-defined,no-any-return]
-    if not as_given.ok or not swapped.ok:
+    if not as_given.ok or not swapped.ok:  # a group too: half the evidence is not a verdict
         failed = as_given if not as_given.ok else swapped
         return failed.model_copy(update=common)
+    if rm_type.group:  # the mean score per response; consistent when both orders rank the same best
+        common["position_consistent"] = as_given.ranking[0] == swapped.ranking[0]  # type: ignore[union-attr]
+        return rm_type.combine([as_given, swapped], **common)  # type: ignore[attr-defined,no-any-return]
     first, second = rm_type.verdict(as_given), rm_type.verdict(swapped)
     common["position_consistent"] = side(rm_type, first) == side(rm_type, second)
     if as_given.probabilities is not None and swapped.probabilities is not None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..conversation import Conversation
 from ..errors import ConfigError, FeedbackParseError, InputError
-from ..feedback import MAX_SCORE, MIN_SCORE, TEXT_FIELD_MAX_CHARS, FeedbackBase, ListwiseFeedback, ranking
+from ..feedback import MAX_SCORE, MIN_SCORE, TEXT_FIELD_MAX_CHARS, FeedbackBase, ListwiseFeedback
 from ..parsing import normalize_score
 from ..registry import Registry
 from .base import RMType
@@ -189,9 +189,6 @@ class ListwiseRMType(RMType):
         if getattr(feedback, "analysis") is not None:
             update["analysis"] = {str(k + 1 - int(label)) if label.isdigit() else label: text
                                   for label, text in feedback.analysis.items()}  # type: ignore[attr-defined]
-        ordered = update.get("scores") or update.get("p_best")
-        if ordered is not None:
-            update["ranking"] = ranking(ordered)
         return feedback.model_copy(update=update)
 
     def combine(self, feedbacks: Sequence[FeedbackBase], **common: Any) -> FeedbackBase:
@@ -206,9 +203,6 @@ class ListwiseRMType(RMType):
             values = [getattr(f, name) for f in voting]
             if all(v is not None for v in values):
                 update[name] = [statistics.fmean(column) for column in zip(*values)]
-        ordered = update.get("scores") or update.get("p_best")
-        if ordered is not None:
-            update["ranking"] = ranking(ordered)
         return voting[0].model_copy(update=update)
 
 

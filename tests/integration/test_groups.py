@@ -218,3 +218,21 @@ def test_icrm_test_and_score_take_listwise_rows(tmp_path):
     assert out["g1"]["feedback"]["ranking"] == [2, 0, 1]
     assert out["g2"]["error_kind"] == "input" and "2 to 32" in out["g2"]["error"]
     assert out["g3"]["error_kind"] == "input" and "'responses' must be a list" in out["g3"]["error"]
+
+
+def test_a_listwise_group_judged_in_both_orders_needs_both_answers():
+    scores = {"1": 3, "2": 9, "3": 5}
+    given = {"contains": ["<|begin_of_response_1|>\nresponse R0."], "response": listwise_answer(scores)}
+    reversed_order = {"contains": ["<|begin_of_response_1|>\nresponse R2."],
+                      "response": listwise_answer({"1": 5, "2": 9, "3": 3})}
+    broken = {"contains": ["<|begin_of_response_1|>\nresponse R2."], "response": "no verdict"}
+    with MockServer({"strict": True, "matches": [given, reversed_order]}) as url, \
+            judge(url, "listwise", "listwise", position="both") as icrm:
+        both = icrm.judge(conversations=group(3))
+    assert both.ok and both.scores == [3, 9, 5] and both.ranking == [1, 2, 0] and both.position_consistent
+    with MockServer({"strict": True, "matches": [given, broken]}) as url, \
+            judge(url, "listwise", "listwise", position="both") as icrm:
+        half = icrm.judge(conversations=group(3))
+        result = icrm.judge_group(group(3))
+    assert not half.ok and half.scores is None and half.ranking is None  # never a verdict from one order
+    assert result.rewards == [None] * 3 and result.error_kinds == ["parse"] * 3
