@@ -20,6 +20,10 @@ all N sent at once (as a trainer's wave):
   (its process pool, 2 workers) when ``areal`` is installed;
 - verifiers: N concurrent ``ICRMJudge.score`` calls on verifiers' own ``Trace`` when
   ``verifiers`` is installed;
+- ART: the same N samples as N/2 groups of two (each HHH prompt's chosen and rejected
+  answer, ART ``TrajectoryGroup``s), N/2 concurrent ``ruler_score_group`` calls judging
+  each response on its own (the judge's ``individual`` group strategy), when
+  ``openpipe-art`` is installed; its bare row completes the same N conversations;
 - bare: N concurrent ``max_tokens=1`` completions of the same rendered prompts, nothing
   else asked — the floor any path pays.
 
@@ -49,6 +53,12 @@ HHH = ROOT.parent / "shared" / "data" / "pairwise" / "hhh.jsonl"
 def samples(n: int) -> list[tuple[str, str]]:
     rows = [json.loads(line) for line in HHH.read_text().splitlines()]
     return [(r["prompt"], r["chosen"]) for r in rows[:n]]
+
+
+def group_samples(n: int) -> list[tuple[str, str]]:
+    """n samples as n/2 groups of two: each prompt's chosen then rejected answer."""
+    rows = [json.loads(line) for line in HHH.read_text().splitlines()][:n // 2]
+    return [(r["prompt"], answer) for r in rows for answer in (r["chosen"], r["rejected"])]
 
 
 def percentiles(latencies: list[float]) -> dict[str, float]:
@@ -193,6 +203,35 @@ def verifiers_path(options: dict[str, Any], batch: list[tuple[str, str]]) -> dic
     return {**percentiles(latencies), "samples_s": len(batch) / wall, "rewarded": len(results)}
 
 
+def art_path(icrm: Any, server: str, n: int) -> dict[str, dict[str, Any]] | None:
+    """ART's ``ruler_score_group`` on groups of two, and the bare completion of the same
+    conversations (see the module docstring)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("art") is None:
+        return None
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # ART imports litellm: no price list fetched
+    import art
+
+    from icrm.integrations.art import ruler_score_group
+
+    batch = group_samples(n)
+    groups = [art.TrajectoryGroup([art.Trajectory(messages_and_choices=[{"role": "user", "content": p},
+                                                                        {"role": "assistant", "content": c}], reward=0.0)
+                                   for p, c in batch[g:g + 2]]) for g in range(0, len(batch), 2)]
+
+    async def run() -> tuple[list[Any], list[float], float]:
+        return await timed([ruler_score_group(group, icrm, swallow_exceptions=True) for group in groups])
+
+    results, latencies, wall = asyncio.run(run())
+    scored = sum(len(r.trajectories) for r in results if r is not None)
+    # a group's latency is each of its samples' latency
+    per_sample = [seconds for seconds in latencies for _ in range(2)]
+    return {"art_bare": bare_path(icrm, server, batch),
+            "art": {**percentiles(per_sample), "samples_s": len(batch) / wall, "rewarded": scored}}
+
+
 def bare_path(icrm: Any, server: str, batch: list[tuple[str, str]]) -> dict[str, Any]:
     import openai
 
@@ -236,7 +275,7 @@ def main() -> None:
                 results[method] = {"samples": n, "bare": bare_path(icrm, server, batch), "trl": trl_path(icrm, batch),
                                    "verl": verl_path(options, batch), **service_paths(server, method, batch),
                                    "slime": slime_path(options, batch), "areal": areal_path(options, batch),
-                                   "verifiers": verifiers_path(options, batch)}
+                                   "verifiers": verifiers_path(options, batch), **(art_path(icrm, server, n) or {})}
             results[method] = {k: v for k, v in results[method].items() if v is not None}
             for path, r in results[method].items():
                 if path != "samples":
@@ -244,12 +283,12 @@ def main() -> None:
     print(f"{'method':<10}{'path':<14}{'n':>4}{'p50 s':>8}{'p99 s':>8}{'samples/s':>11}{'p50 x bare':>11}"
           f"{'rate / bare':>12}{'rewarded':>10}")
     for method, by_path in results.items():
-        bare = by_path["bare"]
         for path, r in by_path.items():
             if path == "samples":
                 continue
+            bare = by_path["art_bare" if path == "art" else "bare"]  # ART's groups are other conversations
             rate = r["samples_s"] / bare["samples_s"]
-            mark = f" (>= 0.8: {'ok' if rate >= 0.8 else 'MISS'})" if method == "logprob" and path != "bare" else ""
+            mark = f" (>= 0.8: {'ok' if rate >= 0.8 else 'MISS'})" if method == "logprob" and "bare" not in path else ""
             print(f"{method:<10}{path:<14}{by_path['samples']:>4}{r['p50_s']:>8.1f}{r['p99_s']:>8.1f}{r['samples_s']:>11.2f}"
                   f"{r['p50_s'] / bare['p50_s']:>11.2f}{rate:>12.2f}{r['rewarded']:>6}/{by_path['samples']}{mark}")
     if args.json_path:

@@ -124,6 +124,8 @@ ShotSamplingMode = Annotated[str, _one_of("shot_sampling_mode", _shot_modes)]
 Bool = Annotated[bool, BeforeValidator(_bool)]
 OptionalBool = Annotated["bool | None", BeforeValidator(_optional_bool)]
 PathText = Annotated["str | None", BeforeValidator(_path_text)]
+# A rubric: a file path (every surface), or in Python a dict or `icrm.rubric.Rubric`.
+RubricArg = Annotated[Any, BeforeValidator(_path_text)]
 
 
 def _on(*surfaces: str, **defaults: Any) -> dict[str, Any]:
@@ -229,6 +231,23 @@ generations on slow local servers take minutes)."""
     inconsistent_pairs: InconsistentPairs = Field("tie", **_on(*_EVERYWHERE))
     """Group tournaments with ``position="both"``: a pair whose two orders disagree
     counts as a ``tie`` or ``abstain``s (no outcome)."""
+
+    rubric: RubricArg = Field(None, **_on(*_EVERYWHERE))
+    """A rubric with criteria (`icrm.rubric`): a YAML / JSON file (in Python also a dict
+    or a ``Rubric``). Each criterion gets its own verdict and reason, and the reward is
+    their aggregate, 0 when a required criterion fails; None = one holistic verdict."""
+    max_criteria: int | None = Field(None, ge=1, le=64, **_on(*_EVERYWHERE))
+    """With a rubric: criteria asked per request (1 = one request per criterion); None =
+    all in one request."""
+
+    @field_validator("rubric", mode="before")
+    @classmethod
+    def _rubric_kind(cls, value: Any) -> Any:
+        from .rubric import Rubric
+
+        if value is None or isinstance(value, (str, Path, Mapping, Rubric)):
+            return None if isinstance(value, str) and not value.strip() else value
+        raise ValueError(f"must be a rubric file path, a dict or a Rubric, got {type(value).__name__}")
 
     @field_validator("worker_addrs", "worker_args", mode="before")
     @classmethod

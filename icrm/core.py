@@ -178,7 +178,7 @@ class ICRMCore(JudgeSpec):
     async def _agenerate(self, fields: dict[str, Any], shots: Sequence[Shot], generation_kwargs: dict[str, Any],
                          method: JudgingMethod, context: dict[str, Any] | None = None,
                          rm_type: RMType | None = None) -> GenerationResult:
-        prompt = self.builder(method).render(fields, shots, context)
+        prompt = self.builder(method, rm_type).render(fields, shots, context)
         if self.verbose:
             logger.info("prompt:\n%s", prompt)
         kwargs = self.generation_kwargs(method, generation_kwargs)
@@ -196,28 +196,34 @@ class ICRMCore(JudgeSpec):
                          method: str | None = None, position: str | None = None, key: str | None = None,
                          context: dict[str, Any] | None = None) -> Feedback:
         """One judgement: the method's request(s) in the position's order(s), samples
-        voted, a swapped order told back in the given orientation."""
+        voted, a swapped order told back in the given orientation; a rubric's parts
+        (``max_criteria``) each asked so, then merged."""
         judging = self.method_for(method)
-        builder = self.builder(judging)
-        chosen = self.sample() if shots is None else builder.shots(shots)
+        chosen = self.sample() if shots is None else self.builder(judging).shots(shots)
         self.rm_type.conversations(fields)  # a bad item fails before any request
         rm_type = self.rm_type.for_item(fields)  # a group: its size's spec
         judging.check_item(rm_type)
+        placed = orders(rm_type, position or self.config.position, self.config.seed, key, fields)
 
-        async def one(order: str) -> Feedback:
-            given = fields if order == "AB" else swapped(rm_type, fields)
-            result = await self._agenerate(given, chosen, generation_kwargs, judging, context, rm_type)
-            read = functools.partial(judging.read_all, result, rm_type, builder.answer_examples,
+        async def one(part: RMType, order: str) -> Feedback:
+            given = fields if order == "AB" else swapped(part, fields)
+            result = await self._agenerate(given, chosen, generation_kwargs, judging, context, part)
+            read = functools.partial(judging.read_all, result, part, self.builder(judging, part).answer_examples,
                                      shot_ids=[s.id for s in chosen])
             samples = await asyncio.to_thread(read) if sum(map(len, result.texts)) > INLINE_PARSE_CHARS else read()
-            feedback = vote(rm_type, samples) if len(samples) > 1 else samples[0]
+            feedback = vote(part, samples) if len(samples) > 1 else samples[0]
             if order == "BA":
-                feedback = flip(rm_type, feedback)
-            return feedback if rm_type.single else feedback.model_copy(update={"position": order})
+                feedback = flip(part, feedback)
+            return feedback if part.single else feedback.model_copy(update={"position": order})
 
-        placed = orders(rm_type, position or self.config.position, self.config.seed, key, fields)
-        judged = await asyncio.gather(*(one(order) for order in placed))
-        return combine_orders(rm_type, *judged) if len(judged) == 2 else judged[0]
+        async def in_orders(part: RMType) -> Feedback:
+            judged = await asyncio.gather(*(one(part, order) for order in placed))
+            return combine_orders(part, *judged) if len(judged) == 2 else judged[0]
+
+        parts = rm_type.parts(self.config.max_criteria)
+        if len(parts) == 1:
+            return await in_orders(rm_type)
+        return rm_type.merge(parts, await asyncio.gather(*(in_orders(p) for p in parts)))  # type: ignore[attr-defined,no-any-return]
 
     @_on_private_loop
     async def ajudge(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,

@@ -27,6 +27,7 @@ __all__ = [
     "IndividualFeedback",
     "PairwiseFeedback",
     "ListwiseFeedback",
+    "RubricFeedback",
     "Feedback",
     "ENVELOPE_FIELDS",
     "JUDGEMENT_FIELDS",
@@ -200,7 +201,25 @@ class ListwiseFeedback(FeedbackBase):
         return value
 
 
-Feedback = Union[IndividualFeedback, PairwiseFeedback, ListwiseFeedback]
+class RubricFeedback(FeedbackBase):
+    """Feedback against a rubric's criteria (`icrm.rubric`): one verdict per criterion,
+    each with a short reason, judging one response or a pair.
+
+    JSON key: ``criteria`` (criterion name → ``{"reason": ..., "verdict": ...}``).
+    """
+
+    criteria: dict[str, dict[str, Any]] | None = None
+    """Per criterion, in rubric order: ``reason`` (text, None for the ``verdict``
+    method) and ``verdict`` (one of its choices, a scale integer, or for a pair
+    ``A++`` … ``B++``)."""
+    values: dict[str, float] | None = None
+    """Per criterion, its verdict's value in [0, 1] (for a pair: how much A is
+    preferred); a mean where orders or samples were combined."""
+    failed_gates: list[str] | None = None
+    """The required criteria that failed (the reward is then 0)."""
+
+
+Feedback = Union[IndividualFeedback, PairwiseFeedback, ListwiseFeedback, RubricFeedback]
 ENVELOPE_FIELDS = ("raw_text", "usage", "parse_error", "parse_error_reason", "finish_reason", "error", "error_kind",
                    "cache_hit", "latency_s", "shot_ids", "method", "probabilities", "label_mass", "position",
                    "position_consistent", "order_verdicts", "num_samples", "agreement", "sample_verdicts",

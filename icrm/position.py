@@ -86,7 +86,7 @@ def flip(rm_type: RMType, feedback: Feedback) -> Feedback:
     """
     if rm_type.single:
         return feedback
-    if rm_type.group:
+    if rm_type.combines_own:
         return rm_type.flip(feedback)  # type: ignore[attr-defined,no-any-return]
     update: dict[str, Any] = {}
     fields = type(feedback).model_fields
@@ -138,9 +138,8 @@ def combine_orders(rm_type: RMType, as_given: Feedback, swapped: Feedback) -> Fe
     if not as_given.ok or not swapped.ok:  # a group too: half the evidence is not a verdict
         failed = as_given if not as_given.ok else swapped
         return failed.model_copy(update=common)
-    if rm_type.group:  # the mean score per response; consistent when both orders rank the same best
-        common["position_consistent"] = as_given.ranking[0] == swapped.ranking[0]  # type: ignore[union-attr]
-        return rm_type.combine([as_given, swapped], **common)  # type: ignore[attr-defined,no-any-return]
+    if rm_type.combines_own:  # a group, a rubric: its own combination and consistency
+        return rm_type.combine_orders(as_given, swapped, **common)  # type: ignore[attr-defined,no-any-return]
     first, second = rm_type.verdict(as_given), rm_type.verdict(swapped)
     common["position_consistent"] = side(rm_type, first) == side(rm_type, second)
     if as_given.probabilities is not None and swapped.probabilities is not None:

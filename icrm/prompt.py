@@ -88,8 +88,10 @@ class PromptBuilder:
         """
         method = get_method(method)
         overall, shot, feedback = method.default_templates(rm_type)
-        template = _template(template_path, overall, rm_type.template_keys("overall"), CONTEXT_KEYS)
-        reference = Template.default(overall, reference=True) if template_path is None else None
+        template = rm_type.specialise(_template(template_path, overall, rm_type.template_keys("overall"), CONTEXT_KEYS),
+                                      method)
+        reference = rm_type.specialise(Template.default(overall, reference=True), method) if template_path is None \
+            else None
         shot_template = _template(shot_template_path, shot, rm_type.template_keys("shot"))
         if feedback_template_path is None:
             feedback_template = Template.default(feedback)

@@ -15,7 +15,7 @@ from .config import ICRMConfig
 from .engines.base import check_generation_kwargs
 from .engines.registry import choose_engine
 from .methods import DEFAULT_GENERATION_KWARGS, JudgingMethod, get_method
-from .rm_types import RMType, get_rm_type
+from .rm_types import RMType, judged_rm_type
 
 if TYPE_CHECKING:
     from .prompt import PromptBuilder
@@ -71,7 +71,8 @@ def run_fields(config: ICRMConfig, given: Mapping[str, Any] | None = None, build
     """
     from .prompt import PromptBuilder
 
-    rm_type, method = get_rm_type(config.rm_type), get_method(config.method)
+    rm_type = judged_rm_type(config.rm_type, config.rubric, config.max_criteria)
+    method = rm_type.method_variant(get_method(config.method))
     builder = builder or PromptBuilder.load(rm_type, method, config.template_path, config.shot_template_path,
                                             config.feedback_template_path, config.shots_pool_path)
     choice = engine_choice(config, method)
@@ -92,6 +93,8 @@ def run_fields(config: ICRMConfig, given: Mapping[str, Any] | None = None, build
         "shot_sampling_mode": config.shot_sampling_mode,
         "generation_kwargs": generation_kwargs(config, method, rm_type, given),
         "worker": worker_tuning(config, choice),
+        **({"rubric_hash": rm_type.rubric.hash, "max_criteria": config.max_criteria}  # type: ignore[attr-defined]
+           if config.rubric is not None else {}),
         **extra,
     }
 

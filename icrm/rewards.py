@@ -155,8 +155,13 @@ def raise_if_judge_down(feedbacks: Sequence[FeedbackBase], surface: str) -> None
 
 def trainer_extras(rm_type: RMType, feedback: FeedbackBase) -> dict[str, float]:
     """The numbers a trainer logs beside a reward: ``icrm_score`` (the verdict as a
-    number: the score, or the choice's reward; 0 when none) and ``icrm_failed`` (1.0
-    when the judgement has no verdict)."""
+    number: the score, or the choice's or rubric's reward; 0 when none),
+    ``icrm_failed`` (1.0 when the judgement has no verdict) and, with a rubric, each
+    criterion's value in [0, 1] as ``icrm_<criterion>`` (0 when none)."""
     verdict = rm_type.verdict(feedback) if feedback.ok else None
-    value = 0.0 if verdict is None else float(verdict) if isinstance(verdict, (int, float)) else rm_type.reward(verdict)
-    return {"icrm_score": value, "icrm_failed": 0.0 if feedback.ok else 1.0}
+    value = 0.0 if verdict is None else float(verdict) if isinstance(verdict, (int, float)) else \
+        rm_type.feedback_reward(feedback)
+    rubric = getattr(rm_type, "rubric", None)  # each criterion's value as icrm_<name>: the same keys every sample
+    values = (getattr(feedback, "values", None) if feedback.ok else None) or {}
+    return {"icrm_score": value, "icrm_failed": 0.0 if feedback.ok else 1.0,
+            **({f"icrm_{name}": float(values.get(name, 0.0)) for name in rubric.names} if rubric else {})}

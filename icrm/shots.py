@@ -9,7 +9,6 @@ pairwise shots are ``{"conversation_A": [...], "conversation_B": [...], "feedbac
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import json
 import random
 from collections.abc import Iterable, Sequence
@@ -72,8 +71,8 @@ class ShotsPool:
         """
         rm_type = get_rm_type(rm_type)
         if path is None:
-            text = (importlib.resources.files("icrm") / "shots_pool" / f"{rm_type.name}.json").read_text(encoding="utf-8")
-            return cls.from_records(json.loads(text), rm_type, f"default {rm_type.name} shots pool")
+            records, source = rm_type.default_shots()
+            return cls.from_records(records, rm_type, source)
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from .groups import GroupStrategy, strategy_for
 from .methods import JudgingMethod, get_method
 from .prompt import PromptBuilder
 from .provenance import engine_choice, generation_kwargs, run_fields
-from .rm_types import RMType, get_rm_type
+from .rm_types import RMType, judged_rm_type
 from .shots import Shot, ShotsPool
 
 __all__ = ["JudgeSpec", "ShotsArg", "item_fields"]
@@ -51,7 +51,7 @@ class JudgeSpec:
 
     def _load_spec(self, config: ICRMConfig) -> None:
         self.config = config
-        self.rm_type: RMType = get_rm_type(config.rm_type)
+        self.rm_type: RMType = judged_rm_type(config.rm_type, config.rubric, config.max_criteria)
         self.method: JudgingMethod = self.rm_type.method_variant(get_method(config.method))
         self.group_strategy: GroupStrategy = strategy_for(self.rm_type, config.group_strategy)
         self._builders: dict[str, PromptBuilder] = {}
@@ -82,17 +82,20 @@ class JudgeSpec:
         """
         return self.method if method is None else self.rm_type.method_variant(get_method(method))
 
-    def builder(self, method: JudgingMethod) -> PromptBuilder:
-        """The prompt builder of `method` (loaded once per method).
+    def builder(self, method: JudgingMethod, rm_type: RMType | None = None) -> PromptBuilder:
+        """The prompt builder of `method` for `rm_type` (default: this judge's; a rubric's
+        part asks its own criteria), loaded once each.
 
         Raises:
             ConfigError: a bad template or shots pool.
         """
-        found = self._builders.get(method.name)
+        rm_type = rm_type or self.rm_type
+        key = (method.name, getattr(rm_type, "part", None))
+        found = self._builders.get(key)
         if found is None:
             config = self.config
-            found = self._builders[method.name] = PromptBuilder.load(
-                self.rm_type, method, config.template_path, config.shot_template_path, config.feedback_template_path,
+            found = self._builders[key] = PromptBuilder.load(
+                rm_type, method, config.template_path, config.shot_template_path, config.feedback_template_path,
                 config.shots_pool_path)
         return found
 

@@ -111,3 +111,16 @@ def mock(config: str, port: int | None = None, host: str = "127.0.0.1", debug: b
     from ..settings import parse_bool
 
     serve_mock(config, host=host, port=port, debug=None if debug is None else parse_bool(debug, "--debug"))
+
+
+def rubric_import(grader: str, output: str | None = None) -> None:
+    """Turn an OpenAI grader config (JSON: score_model, label_model, multi) into an icrm
+    rubric (YAML), printed or written to OUTPUT; a grader icrm cannot carry is an error
+    naming why (exit 2)."""
+    from ..rubric_import import import_grader
+
+    text = import_grader(grader, output)
+    if output is None:
+        print(text, end="")
+    else:
+        print(f"icrm: wrote the rubric to {output}", file=sys.stderr)

@@ -91,9 +91,10 @@ def items(body: OpenRLHFRequest) -> list[dict[str, Any] | InputError]:
 def answer(feedbacks: Sequence[FeedbackBase], rm_type: RMType, failure_reward: float) -> dict[str, Any]:
     """OpenRLHF's answer: ``rewards`` and ``scores`` (the same list: reward, or
     `failure_reward` for a sample without a verdict) and ``extra_logs`` (``icrm_score``,
-    ``icrm_failed``: lists of finite floats). The judge must have answered every
+    ``icrm_failed`` and, with a rubric, ``icrm_<criterion>``: lists of finite floats,
+    `icrm.rewards.trainer_extras`). The judge must have answered every
     sample (`icrm.rewards.judge_down` first)."""
     rewards = [failure_reward if (r := reward(rm_type, f)) is None else r for f in feedbacks]
     extras = [trainer_extras(rm_type, f) for f in feedbacks]
     return {"rewards": rewards, "scores": rewards,
-            "extra_logs": {key: [e[key] for e in extras] for key in ("icrm_score", "icrm_failed")}}
+            "extra_logs": {key: [e[key] for e in extras] for key in (extras[0] if extras else ())}}

@@ -46,8 +46,9 @@ class JudgingMethod(ABC):
         return rm_type.keys()
 
     def shot_feedback(self, rm_type: RMType, feedback: dict[str, Any]) -> dict[str, Any]:
-        """What a shot shows as its feedback (default: all of it)."""
-        return feedback
+        """What a shot shows as its feedback (default: what the rm type shows, all of it
+        but for a rubric's part)."""
+        return dict(rm_type.shot_feedback(feedback))
 
     def check_item(self, rm_type: RMType) -> None:
         """Refuse an item this method cannot judge (its group's size spec given).
@@ -59,7 +60,8 @@ class JudgingMethod(ABC):
     def default_templates(self, rm_type: RMType) -> tuple[str, str, str]:
         """The names of the default overall, shot and feedback templates (in
         ``icrm/templates``) for `rm_type`."""
-        return rm_type.name, f"{rm_type.name}_shot", f"{rm_type.name}_feedback"
+        stem = rm_type.template_name
+        return stem, f"{stem}_shot", f"{stem}_feedback"
 
     @abstractmethod
     def request(self, prompt: str, rm_type: RMType, *, completion: bool, constrain: bool,

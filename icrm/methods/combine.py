@@ -62,10 +62,8 @@ def vote(rm_type: RMType, samples: Sequence[Feedback]) -> Feedback:
     common: dict[str, Any] = {"num_samples": len(samples), "sample_verdicts": verdicts, "usage": summed_usage(samples)}
     if not voting:
         return samples[0].model_copy(update=common)
-    if rm_type.group:  # the mean score per response
-        best = [s.ranking[0] for s in voting]  # type: ignore[union-attr]
-        combined = rm_type.combine(voting, **common)  # type: ignore[attr-defined]
-        return combined.model_copy(update={"agreement": best.count(combined.ranking[0]) / len(voting)})
+    if rm_type.combines_own:  # a group, a rubric: the mean per response or criterion
+        return rm_type.vote(voting, **common)  # type: ignore[attr-defined,no-any-return]
     if all(s.probabilities is not None for s in voting):
         update = from_distribution(rm_type, mean_distribution(rm_type, voting))
     elif rm_type.single:

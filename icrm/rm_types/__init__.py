@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engines.base import Usage
+from ..errors import ConfigError
 from ..feedback import Feedback
 from ..registry import Registry
 from .base import RMType
@@ -25,6 +26,7 @@ __all__ = [
     "LISTWISE",
     "RM_TYPES",
     "get_rm_type",
+    "judged_rm_type",
     "parse_feedback",
     "build_feedback",
     "feedback_keys",
@@ -45,6 +47,26 @@ def get_rm_type(rm_type: str | RMType) -> RMType:
         ConfigError: an unknown name, listing the known ones.
     """
     return rm_type if isinstance(rm_type, RMType) else RM_TYPES.get(rm_type)
+
+
+def judged_rm_type(rm_type: str | RMType, rubric: Any = None, max_criteria: int | None = None) -> RMType:
+    """The spec a judge asks with: `rm_type`, judged against `rubric` (a path, dict or
+    `icrm.rubric.Rubric`) when one is given (`icrm.rm_types.rubric`).
+
+    Raises:
+        ConfigError: an unknown rm type, an invalid rubric (naming the criterion and
+            field), or `max_criteria` without a rubric.
+    """
+    spec = get_rm_type(rm_type)
+    if rubric is None:
+        if max_criteria is not None:
+            raise ConfigError("max_criteria applies to a rubric's criteria: give a rubric (--rubric FILE), or leave "
+                              "max_criteria unset")
+        return spec
+    from ..rubric import load_rubric
+    from .rubric import rubric_rm_type
+
+    return rubric_rm_type(spec, load_rubric(rubric))
 
 
 def feedback_keys(rm_type: str | RMType) -> list[str]:

@@ -78,6 +78,41 @@ class RMType:
         with scores, not one label); the method itself by default."""
         return method
 
+    @property
+    def template_name(self) -> str:
+        """The stem of its default templates (``icrm/templates/<stem>.txt``)."""
+        return self.name
+
+    @property
+    def combines_own(self) -> bool:
+        """True when it tells a swapped judgement back and combines several judgements
+        of one item itself (``flip``, ``combine_orders``, ``combine``: listwise, rubrics);
+        otherwise `icrm.position` and `icrm.methods.combine` do, by the verdict."""
+        return False
+
+    def default_shots(self) -> tuple[list[Any], str]:
+        """Its default shots pool (records, and a name for messages)."""
+        import importlib.resources
+        import json
+
+        text = (importlib.resources.files("icrm") / "shots_pool" / f"{self.name}.json").read_text(encoding="utf-8")
+        return json.loads(text), f"default {self.name} shots pool"
+
+    def specialise(self, template: Any, method: Any) -> Any:
+        """The overall template as this spec asks it (a rubric writes its criteria in);
+        the template itself by default."""
+        return template
+
+    def shot_feedback(self, feedback: Mapping[str, Any], reasons: bool = True) -> Mapping[str, Any]:
+        """What a shot shows of its feedback (a rubric part: its criteria); all of it by
+        default."""
+        return feedback
+
+    def parts(self, max_criteria: int | None) -> list[RMType]:
+        """The specs of the requests one item is judged with: itself (a rubric may split
+        its criteria, `icrm.rm_types.rubric`)."""
+        return [self]
+
     def for_item(self, fields: Mapping[str, Any]) -> RMType:
         """The spec an item is judged with: this one, or for a group its size's
         (`icrm.rm_types.listwise`)."""

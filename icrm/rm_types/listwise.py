@@ -191,6 +191,23 @@ class ListwiseRMType(RMType):
                                   for label, text in feedback.analysis.items()}  # type: ignore[attr-defined]
         return feedback.model_copy(update=update)
 
+    @property
+    def combines_own(self) -> bool:
+        return True
+
+    def combine_orders(self, as_given: Any, swapped: Any, **common: Any) -> FeedbackBase:
+        """Both orders of a group: the mean score per response; consistent when both
+        orders rank the same response best."""
+        return self.combine([as_given, swapped], position_consistent=as_given.ranking[0] == swapped.ranking[0],
+                            **common)
+
+    def vote(self, samples: Sequence[Any], **common: Any) -> FeedbackBase:
+        """Samples of a group: the mean score per response; ``agreement`` is the share
+        of samples that ranked the combined best first."""
+        combined: Any = self.combine(samples, **common)
+        best = [s.ranking[0] for s in samples]
+        return combined.model_copy(update={"agreement": best.count(combined.ranking[0]) / len(samples)})
+
     def combine(self, feedbacks: Sequence[FeedbackBase], **common: Any) -> FeedbackBase:
         """One judgement from several of the same group (two orders, or samples): the
         mean score (and P(best)) per response. Without a verdict in any, the first one's
