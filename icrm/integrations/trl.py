@@ -105,7 +105,9 @@ class RewardBatch:
 
     def rewards(self, feedbacks: Sequence[Feedback], log_metric: Callable[[str, float], None] | None) -> list[float | None]:
         """One reward per feedback, None where it holds no verdict; the count of those is
-        logged (and reported to TRL as ``icrm/unjudged`` when it passes ``log_metric``).
+        logged (and reported to TRL as ``icrm/unjudged`` when it passes ``log_metric``,
+        with a rubric also each criterion's mean value over the judged samples as
+        ``icrm/<criterion>``).
 
         Raises:
             EngineError: the judge answered none of the call's samples (`icrm.rewards.POLICIES`, ``trl``).
@@ -118,6 +120,10 @@ class RewardBatch:
         raise_if_judge_down(feedbacks, "trl")
         if log_metric is not None:
             log_metric("icrm/unjudged", float(len(unjudged)))
+            rubric = getattr(self.icrm.rm_type, "rubric", None)
+            judged = [f.values for f in feedbacks if f.ok and getattr(f, "values", None)]
+            for name in rubric.names if rubric is not None and judged else ():  # each criterion's mean value
+                log_metric(f"icrm/{name}", sum(v[name] for v in judged) / len(judged))
         return [reward(self.icrm.rm_type, f) for f in feedbacks]
 
 

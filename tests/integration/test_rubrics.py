@@ -122,3 +122,16 @@ def test_openrlhf_and_verl_log_each_criterion_beside_the_reward(tmp_path):
     logs = answer["extra_logs"]
     assert logs["icrm_clear"] == [0.25, 0.0] and logs["icrm_correct"] == [1.0, 0.0] and logs["icrm_failed"] == [0.0, 1.0]
     assert score["icrm_clear"] == 0.25 and score["score"] == pytest.approx((2 + 0.25 + 1) / 4)
+
+
+def test_trl_reward_function_logs_each_criterions_mean():
+    from icrm.integrations.trl import reward_function
+
+    rules = [{"contains": ["<|begin_of_response|>\n4\n"], "response": criteria(correct="right", clear=5, safe="yes")},
+             {"response": criteria(correct="partly", clear=1, safe="yes")}]
+    metrics = []
+    with MockServer({"matches": rules}) as url, judge(url) as icrm:
+        rewards = reward_function(icrm)(prompts=["What is 2+2?"] * 2, completions=["4", "5"], completion_ids=None,
+                                        log_metric=lambda name, value: metrics.append((name, value)))
+    assert rewards == pytest.approx([1.0, (2 * 0.5 + 0 + 1) / 4])
+    assert dict(metrics) == {"icrm/unjudged": 0.0, "icrm/correct": 0.75, "icrm/clear": 0.5, "icrm/safe": 1.0}

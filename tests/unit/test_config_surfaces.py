@@ -35,7 +35,7 @@ def sample_value(name):
         return choices[name]
     if isinstance(field.default, bool) or name in ("completion", "constrain_output"):
         return "false" if field.default else "true"
-    if isinstance(field.default, (int, float)) or name == "max_retries":
+    if isinstance(field.default, (int, float)) or name in ("max_retries", "max_criteria"):
         return "7"
     return "judge-x"
 
