@@ -4,7 +4,8 @@ with critique and logprob, against a bare one-token completion of the same judge
 on the same server, in one run.
 
 Usage:
-    python benchmarks/rl_reward.py [--samples 64] [--critique_samples 16] [--json out.json]
+    python benchmarks/rl_reward.py [--samples 64] [--critique_samples 16] [--methods logprob,critique]
+                                   [--paths bare,trl,...] [--json out.json]
 
 One llama.cpp worker with the embedded model (started with logits kept, so logprob runs;
 it serves one request at a time), individual mode, the default 3 shots, temperature 0,
@@ -259,23 +260,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--critique_samples", type=int, default=16, help="critique generates ~90 tokens a sample")
+    parser.add_argument("--methods", default="logprob,critique")
+    parser.add_argument("--paths", default=None, help="comma-separated: bare, trl, verl, openrlhf, slime_remote, slime, "
+                                                      "areal, verifiers, art (default: all; bare always runs)")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     from icrm import ICRM
 
+    wanted = None if args.paths is None else {"bare", *args.paths.split(",")}
+
+    def run(path: str, measure: Any) -> Any:
+        return measure() if wanted is None or path in wanted else None
+
     results: dict[str, dict[str, Any]] = {}
     with ICRM(method="logprob", use_cache=False) as owner:  # the worker, with logits kept for logprob
         server = str(owner.engine.clients[0].base_url).rstrip("/")  # http://127.0.0.1:PORT/v1
-        for method, n in (("logprob", args.samples), ("critique", args.critique_samples)):
+        for method, n in [(m, args.samples if m == "logprob" else args.critique_samples)
+                          for m in args.methods.split(",")]:
             batch = samples(n)
             options = {"worker_addrs": [server], "method": method, "use_cache": False}
             with ICRM(**options) as icrm:
                 icrm.judge(conversation=[{"role": "user", "content": batch[0][0]},
                                          {"role": "assistant", "content": batch[0][1]}])  # warm the prefix cache
-                results[method] = {"samples": n, "bare": bare_path(icrm, server, batch), "trl": trl_path(icrm, batch),
-                                   "verl": verl_path(options, batch), **service_paths(server, method, batch),
-                                   "slime": slime_path(options, batch), "areal": areal_path(options, batch),
-                                   "verifiers": verifiers_path(options, batch), **(art_path(icrm, server, n) or {})}
+                results[method] = {"samples": n, "bare": bare_path(icrm, server, batch),
+                                   "trl": run("trl", lambda: trl_path(icrm, batch)),
+                                   "verl": run("verl", lambda: verl_path(options, batch)),
+                                   **{k: v for k, v in (service_paths(server, method, batch) if wanted is None or
+                                                        wanted & {"openrlhf", "slime_remote"} else {}).items()
+                                      if wanted is None or k in wanted},
+                                   "slime": run("slime", lambda: slime_path(options, batch)),
+                                   "areal": run("areal", lambda: areal_path(options, batch)),
+                                   "verifiers": run("verifiers", lambda: verifiers_path(options, batch)),
+                                   **(run("art", lambda: art_path(icrm, server, n)) or {})}
             results[method] = {k: v for k, v in results[method].items() if v is not None}
             for path, r in results[method].items():
                 if path != "samples":

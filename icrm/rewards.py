@@ -37,7 +37,7 @@ from .feedback import JUDGEMENT_FIELDS, FeedbackBase
 from .rm_types import RMType
 
 __all__ = ["result_fields", "result_row", "reward", "judge_failed", "JudgeDownPolicy", "POLICIES", "judge_down",
-           "raise_if_judge_down", "trainer_extras"]
+           "raise_if_judge_down", "trainer_extras", "extra_keys"]
 
 # Kinds of error that mean the judge did not answer (see the module docstring).
 _NOT_THE_JUDGE = (None, "input")
@@ -161,7 +161,13 @@ def trainer_extras(rm_type: RMType, feedback: FeedbackBase) -> dict[str, float]:
     verdict = rm_type.verdict(feedback) if feedback.ok else None
     value = 0.0 if verdict is None else float(verdict) if isinstance(verdict, (int, float)) else \
         rm_type.feedback_reward(feedback)
-    rubric = getattr(rm_type, "rubric", None)  # each criterion's value as icrm_<name>: the same keys every sample
-    values = (getattr(feedback, "values", None) if feedback.ok else None) or {}
+    values = (getattr(feedback, "values", None) if feedback.ok else None) or {}  # a rubric's, by criterion
     return {"icrm_score": value, "icrm_failed": 0.0 if feedback.ok else 1.0,
-            **({f"icrm_{name}": float(values.get(name, 0.0)) for name in rubric.names} if rubric else {})}
+            **{key: float(values.get(key.removeprefix("icrm_"), 0.0)) for key in extra_keys(rm_type)[2:]}}
+
+
+def extra_keys(rm_type: RMType) -> tuple[str, ...]:
+    """The keys of `trainer_extras` for `rm_type`, the same for every sample:
+    ``icrm_score``, ``icrm_failed``, then ``icrm_<criterion>`` per rubric criterion."""
+    rubric = getattr(rm_type, "rubric", None)
+    return ("icrm_score", "icrm_failed", *(f"icrm_{name}" for name in (rubric.names if rubric else ())))

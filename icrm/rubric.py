@@ -51,6 +51,7 @@ __all__ = ["Criterion", "Rubric", "load_rubric", "RubricError", "AGGREGATES", "M
 AGGREGATES = ("weighted_mean", "min", "formula")
 MAX_CRITERIA = 64  # a rubric of more is a list of tasks, not one judgement
 MAX_SCALE_STEPS = 100
+RESERVED_NAMES = ("score", "failed")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 FORMULA_FUNCTIONS = {"min": min, "max": max, "abs": abs, "floor": math.floor, "ceil": math.ceil, "exp": math.exp,
                      "sqrt": math.sqrt, "log": math.log}
@@ -90,6 +91,9 @@ class Criterion(BaseModel):
     @field_validator("name")
     @classmethod
     def _identifier(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"{value!r} is reserved (trainers log icrm_score and icrm_failed beside each criterion's "
+                             "icrm_<name>): choose another name")
         if not NAME.match(value):
             raise ValueError("must be an identifier (letters, digits and _, not starting with a digit, at most 64 "
                              f"characters), got {value!r}")

@@ -110,7 +110,7 @@ class RewardBench2(Benchmark):
             return RowScore(rid, subset, float(all(p == 1.0 for p in preferences)), tie=0.5 in preferences,
                             parse_failure=None in preferences, baseline=baseline,
                             p_correct=[math.prod(wins)] if None not in wins else [])
-        ratings = [records[str(i)].get(rm_type.verdict_key) for i in range(len(answers))]
+        ratings = [rm_type.rating(records[str(i)]) for i in range(len(answers))]
         ratings = [MISSING_RATING if r is None else r for r in ratings]
         distributions = [records[str(i)].get("probabilities") for i in range(len(answers))]
         top = max(ratings)

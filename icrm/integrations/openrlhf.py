@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from ..chat_templates import split_templated
 from ..errors import InputError
 from ..feedback import FeedbackBase
-from ..rewards import reward, trainer_extras
+from ..rewards import extra_keys, reward, trainer_extras
 from ..rm_types import RMType
 
 __all__ = ["OpenRLHFRequest", "split_query", "items", "answer"]
@@ -97,4 +97,4 @@ def answer(feedbacks: Sequence[FeedbackBase], rm_type: RMType, failure_reward: f
     rewards = [failure_reward if (r := reward(rm_type, f)) is None else r for f in feedbacks]
     extras = [trainer_extras(rm_type, f) for f in feedbacks]
     return {"rewards": rewards, "scores": rewards,
-            "extra_logs": {key: [e[key] for e in extras] for key in (extras[0] if extras else ())}}
+            "extra_logs": {key: [e[key] for e in extras] for key in extra_keys(rm_type)}}

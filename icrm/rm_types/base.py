@@ -223,6 +223,11 @@ class RMType:
         """
         return self.rewards[verdict]
 
+    def rating(self, record: Mapping[str, Any]) -> Any:
+        """What a results row rates its response with, for benchmarks that compare
+        ratings (RewardBench 2's best-of-4): the verdict; a rubric's reward."""
+        return record.get(self.verdict_key)
+
     def feedback_reward(self, feedback: FeedbackBase) -> float | None:
         """The reward in [0, 1] of a judgement, None when it has no verdict: from the
         distribution where there is one (``logprob``: (expected score − 1) / 9, or

@@ -16,7 +16,6 @@ judgement (one failed part and the item has no verdict, the part's criteria name
 
 from __future__ import annotations
 
-import functools
 import json
 import statistics
 from collections.abc import Mapping, Sequence
@@ -208,6 +207,10 @@ class RubricRMType(RMType):
         values = getattr(feedback, "values", None)
         return self.rubric.reward(values) if feedback.ok and values is not None else None  # type: ignore[union-attr]
 
+    def rating(self, record: Mapping[str, Any]) -> Any:
+        """The row's reward (the rubric's aggregate, orders and samples combined)."""
+        return record.get("reward")
+
     def check_shot_feedback(self, feedback: Any, where: str) -> None:
         """A shot's feedback: ``criteria`` with a valid verdict for each criterion asked.
 
@@ -249,7 +252,7 @@ class RubricRMType(RMType):
         names = self.rubric.names  # type: ignore[union-attr]
         if not max_criteria or max_criteria >= len(names):
             return [self]
-        return [_part(self, tuple(names[i:i + max_criteria])) for i in range(0, len(names), max_criteria)]
+        return [replace(self, part=tuple(names[i:i + max_criteria])) for i in range(0, len(names), max_criteria)]
 
     def merge(self, parts: Sequence[RubricRMType], feedbacks: Sequence[Any]) -> Any:
         """One judgement from the `parts`' `feedbacks` (each for its own criteria)."""
@@ -309,11 +312,6 @@ class RubricRMType(RMType):
         if self.single:
             update["failed_gates"] = self.rubric.failed_gates(values)  # type: ignore[union-attr]
         return voting[0].model_copy(update=update)
-
-
-@functools.lru_cache(maxsize=256)
-def _part(spec: RubricRMType, names: tuple[str, ...]) -> RubricRMType:
-    return replace(spec, part=names)
 
 
 def rubric_rm_type(base: RMType, rubric: Rubric) -> RubricRMType:

@@ -26,7 +26,7 @@ VALID = {"correct": "right", "clear": 4, "safe": "yes"}
 
 # (field, bad value, words the error must hold besides the criterion's name)
 CRITERION_MUTATIONS = [
-    ("name", "1st", ["identifier"]), ("name", "has space", ["identifier"]), ("name", "", ["identifier"]),
+    ("name", "1st", ["identifier"]), ("name", "score", ["reserved"]), ("name", "failed", ["reserved"]), ("name", "has space", ["identifier"]), ("name", "", ["identifier"]),
     ("description", "", ["description"]), ("weight", 0, ["weight"]), ("weight", -1, ["weight"]),
     ("weight", float("nan"), ["weight"]), ("weight", "heavy", ["weight"]),
     ("choices", ["only"], ["2 to 10"]), ("choices", ["a", "A"], ["distinct"]), ("choices", ["a", " "], ["distinct"]),
@@ -222,3 +222,11 @@ def test_parts_split_in_rubric_order_and_merge_into_one_verdict():
     failed = SPEC.merge(parts, [answers[0], parts[1].build("no json here")])
     assert not failed.ok and "no verdict for criteria safe" in failed.parse_error
     assert SPEC.parts(None) == [SPEC] and SPEC.parts(3) == [SPEC]
+
+
+def test_benchmarks_rate_a_rubric_row_by_its_reward():
+    row = {"criteria": VALID, "reward": 0.8125, "score": None}
+    assert SPEC.rating(row) == 0.8125 and INDIVIDUAL.rating({"score": 7}) == 7
+    assert SPEC.prefers_chosen({"chosen": VALID, "rejected": {**VALID, "correct": "partly"}}) == [1.0]
+    pair = rubric_rm_type(PAIRWISE, load_rubric({"criteria": GOOD["criteria"][1:]}))
+    assert pair.prefers_chosen({"AB": {"clear": "A+", "safe": "A=B"}, "BA": {"clear": "B+", "safe": "A=B"}}) == [1.0, 1.0]
