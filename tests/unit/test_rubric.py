@@ -230,3 +230,43 @@ def test_benchmarks_rate_a_rubric_row_by_its_reward():
     assert SPEC.prefers_chosen({"chosen": VALID, "rejected": {**VALID, "correct": "partly"}}) == [1.0]
     pair = rubric_rm_type(PAIRWISE, load_rubric({"criteria": GOOD["criteria"][1:]}))
     assert pair.prefers_chosen({"AB": {"clear": "A+", "safe": "A=B"}, "BA": {"clear": "B+", "safe": "A=B"}}) == [1.0, 1.0]
+
+
+def shot(**verdicts):
+    return {"id": "s1", "conversation": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}],
+            "feedback": {"criteria": {n: {"reason": f"shot on {n}", "verdict": v} for n, v in verdicts.items()}}}
+
+
+def test_rubric_shots_show_per_criterion_feedback_trimmed_to_each_part():
+    from icrm import ICRM
+
+    rubric = {**GOOD, "shots": [shot(**VALID)]}
+    with ICRM(engine="mock", base_url="http://127.0.0.1:9", rubric=rubric, num_shots=1, max_criteria=2) as icrm:
+        whole = icrm.render_prompt(conversation=[{"role": "user", "content": "2+2?"},
+                                                 {"role": "assistant", "content": "4"}])
+        second = icrm.builder(icrm.method, icrm.rm_type.parts(2)[1]).render(
+            {"conversation": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]},
+            icrm.sample())
+    assert all(f"shot on {n}" in whole for n in VALID)
+    assert "shot on safe" in second and "shot on correct" not in second and "1. safe:" in second
+
+
+@pytest.mark.parametrize("bad,words", [
+    (shot(correct="right", clear=4), ["no verdict for criteria safe"]),
+    (shot(**{**VALID, "clear": 9}), ["criterion 'clear'", "9"]),
+    (shot(**VALID, style="good"), ["style", "not criteria"]),
+    ({**shot(**VALID), "feedback": {"score": 7}}, ["criteria"]),
+])
+def test_a_bad_rubric_shot_is_refused_naming_the_criterion(bad, words):
+    from icrm import ICRM
+
+    with pytest.raises(ConfigError) as caught:
+        ICRM(engine="mock", base_url="http://127.0.0.1:9", rubric={**GOOD, "shots": [bad]}, num_shots=1)
+    assert all(w in str(caught.value) for w in words), str(caught.value)
+
+
+def test_shots_asked_of_a_rubric_without_any_name_the_fix():
+    from icrm import ICRM
+
+    with pytest.raises(ConfigError, match="num_shots=3 but the rubric's shots .* has only 0"):
+        ICRM(engine="mock", base_url="http://127.0.0.1:9", rubric=GOOD)
