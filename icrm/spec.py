@@ -54,7 +54,7 @@ class JudgeSpec:
         self.rm_type: RMType = judged_rm_type(config.rm_type, config.rubric, config.max_criteria)
         self.method: JudgingMethod = self.rm_type.method_variant(get_method(config.method))
         self.group_strategy: GroupStrategy = strategy_for(self.rm_type, config.group_strategy)
-        self._builders: dict[str, PromptBuilder] = {}
+        self._builders: dict[tuple[str, tuple[str, ...] | None], PromptBuilder] = {}  # (method, rubric part)
         self.prompts = self.builder(self.method)
         self._rng = random.Random(config.seed)
         # Check num_shots and the mode now, not at the first call.
