@@ -26,6 +26,7 @@ from ..engines.base import Usage
 from ..errors import ConfigError, FeedbackParseError
 from ..feedback import PAIRWISE_CHOICES, TEXT_FIELD_MAX_CHARS, FeedbackBase, RubricFeedback
 from ..parsing import parse_object
+from ..registry import Registry
 from ..rubric import Rubric
 from ..template import Template
 from .base import RMType
@@ -61,12 +62,10 @@ class RubricRMType(RMType):
     def method_variant(self, method: Any) -> Any:
         """``critique`` writes a reason per criterion, ``verdict`` the verdicts alone;
         ``logprob`` is refused (one label per criterion is not built yet)."""
-        from ..methods.rubric import RUBRIC_VERDICT
-
         if method.name == "logprob":
             raise ConfigError("method 'logprob' with a rubric is not supported yet (it would read one distribution "
                               "per criterion): use method 'critique' or 'verdict'")
-        return RUBRIC_VERDICT if method.name == "verdict" else method
+        return _METHODS.get(method.name) if method.name in _METHODS else method
 
     def default_shots(self) -> tuple[list[Any], str]:
         return list(self.rubric.shots), "rubric's shots (per-criterion feedback)"  # type: ignore[union-attr]
@@ -256,9 +255,8 @@ class RubricRMType(RMType):
 
     def merge(self, parts: Sequence[RubricRMType], feedbacks: Sequence[Any]) -> Any:
         """One judgement from the `parts`' `feedbacks` (each for its own criteria)."""
-        from ..methods.combine import summed_usage
-
-        usage = summed_usage(feedbacks)
+        usages = [f.usage for f in feedbacks if f.usage is not None]
+        usage = sum(usages[1:], usages[0]) if usages else None
         failed = [f for f in feedbacks if not f.ok]
         if failed:
             missing = [n for f, p in zip(feedbacks, parts) if not f.ok for n in p.names]
@@ -312,6 +310,9 @@ class RubricRMType(RMType):
         if self.single:
             update["failed_gates"] = self.rubric.failed_gates(values)  # type: ignore[union-attr]
         return voting[0].model_copy(update=update)
+
+
+_METHODS: Registry[Any] = Registry("rubric method", {"verdict": "icrm.methods.rubric:RUBRIC_VERDICT"})
 
 
 def rubric_rm_type(base: RMType, rubric: Rubric) -> RubricRMType:
