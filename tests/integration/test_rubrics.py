@@ -135,3 +135,23 @@ def test_trl_reward_function_logs_each_criterions_mean():
                                         log_metric=lambda name, value: metrics.append((name, value)))
     assert rewards == pytest.approx([1.0, (2 * 0.5 + 0 + 1) / 4])
     assert dict(metrics) == {"icrm/unjudged": 0.0, "icrm/correct": 0.75, "icrm/clear": 0.5, "icrm/safe": 1.0}
+
+
+def test_eval_rewardbench_with_a_pairwise_rubric_scores_by_the_rubrics_preference(tmp_path):
+    from icrm.evaluation.rewardbench import chosen_in_a, load_rows
+    from tests.conftest import ROOT
+
+    data = ROOT.parent / "shared" / "data" / "pairwise" / "hhh.jsonl"
+    path = tmp_path / "rubric.yaml"
+    path.write_text(yaml.safe_dump({"criteria": RUBRIC["criteria"][1:]}))  # no gates: a pair has none
+    always_a = json.dumps({"criteria": {"clear": {"reason": "A", "verdict": "A+"}, "safe": {"reason": "A", "verdict": "A=B"}}})
+    with MockServer({"matches": [{"response": always_a}]}) as url:
+        done = icrm_cli("eval", "rewardbench", "--engine", "mock", "--base_url", url, "--data", data, "--limit", 40,
+                        "--rubric", path, "--num_shots", 0, "--results_dir", tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    [summary_path] = (tmp_path / "results").rglob("summary.json")
+    summary = json.loads(summary_path.read_text())
+    rows = load_rows(data, limit=40)
+    expected = sum(chosen_in_a(str(r["id"]), 42) for r in rows) / len(rows)  # A preferred: right when chosen is A
+    assert summary["other"]["hhh-harmless"]["accuracy"] == pytest.approx(expected) and 0.2 < expected < 0.8
+    assert summary["counts"]["parse_failures"] == 0
