@@ -53,8 +53,8 @@ def rubric_from_grader(grader: Mapping[str, Any]) -> tuple[dict[str, Any], list[
     >>> rubric, notes = rubric_from_grader({"type": "label_model", "name": "tone", "model": "gpt-4o",
     ...     "input": [{"role": "user", "content": "Is {{sample.output_text}} polite?"}],
     ...     "labels": ["polite", "rude"], "passing_labels": ["polite"]})
-    >>> rubric["criteria"][0]["choices"], rubric["formula"]
-    (['rude', 'polite'], '(1 if tone >= 1.0 else 0)')
+    >>> [c["choices"] for c in rubric["criteria"]], rubric["formula"]
+    ([['rude', 'polite']], '(1 if tone >= 1.0 else 0)')
     """
     if not isinstance(grader, Mapping):
         raise GraderImportError(f"a grader config is a JSON object, got {type(grader).__name__}")
