@@ -46,7 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["Criterion", "Rubric", "load_rubric", "RubricError", "AGGREGATES", "MAX_CRITERIA", "FORMULA_FUNCTIONS"]
+__all__ = ["Criterion", "Rubric", "load_rubric", "RubricError", "AGGREGATES", "MAX_CRITERIA", "FORMULA_FUNCTIONS",
+           "RESERVED_NAMES"]
 
 AGGREGATES = ("weighted_mean", "min", "formula")
 MAX_CRITERIA = 64  # a rubric of more is a list of tasks, not one judgement

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .rubric import NAME, RubricError, load_rubric
+from .rubric import NAME, RESERVED_NAMES, RubricError, load_rubric
 
 __all__ = ["GraderImportError", "rubric_from_grader", "import_grader", "COMPUTED_GRADERS"]
 
@@ -71,7 +71,7 @@ def rubric_from_grader(grader: Mapping[str, Any]) -> tuple[dict[str, Any], list[
         for key, sub in graders.items():
             criterion, expression = _criterion(sub, str(key), notes)
             criteria.append(criterion)
-            raw[criterion["name"]] = expression
+            raw[str(key)] = expression  # the formula names graders by their keys
         rubric = {"name": grader.get("name"), "criteria": criteria, "aggregate": "formula",
                   "formula": _substitute(formula, raw)}
     else:
@@ -136,8 +136,10 @@ def _criterion(grader: Any, key: str, notes: list[str]) -> tuple[dict[str, Any],
 
 
 def _name(key: str) -> str:
+    """A criterion name for a grader key: an identifier, never a reserved name."""
     name = re.sub(r"\W+", "_", key.strip()).strip("_") or "grade"
     name = name if not name[0].isdigit() else f"g_{name}"
+    name = f"{name}_grade" if name in RESERVED_NAMES else name
     return name[:64] if NAME.match(name[:64]) else "grade"
 
 

@@ -26,10 +26,14 @@ class Critique(JudgingMethod):
 
     def request(self, prompt: str, rm_type: RMType, *, completion: bool, constrain: bool,
                 kwargs: dict[str, Any]) -> GenerationRequest:
-        schema = rm_type.json_schema(self.answer_keys(rm_type)) if constrain else None
+        schema = self.schema(rm_type) if constrain else None
         if completion:
             return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
         return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
+
+    def schema(self, rm_type: RMType) -> dict[str, Any]:
+        """The JSON schema the answer is constrained to: the method's answer keys."""
+        return rm_type.json_schema(self.answer_keys(rm_type))
 
     def read_all(self, result: GenerationResult, rm_type: RMType, examples: Sequence[Mapping[str, Any]] = (),
                  **envelope: Any) -> list[Feedback]:

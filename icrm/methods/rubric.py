@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engines.base import GenerationRequest
 from ..rm_types import RMType
 from .critique import Critique
 
@@ -33,12 +32,8 @@ class RubricVerdict(Critique):
         stem = rm_type.template_name
         return f"{stem}_verdict", f"{stem}_shot", f"{stem}_feedback"
 
-    def request(self, prompt: str, rm_type: RMType, *, completion: bool, constrain: bool,
-                kwargs: dict[str, Any]) -> GenerationRequest:
-        schema = rm_type.json_schema(reasons=False) if constrain else None  # type: ignore[call-arg]
-        if completion:
-            return GenerationRequest(prompt=prompt, kwargs=kwargs, json_schema=schema)
-        return GenerationRequest(messages=[{"role": "user", "content": prompt}], kwargs=kwargs, json_schema=schema)
+    def schema(self, rm_type: RMType) -> dict[str, Any]:
+        return rm_type.json_schema(reasons=False)  # type: ignore[call-arg]
 
 
 RUBRIC_VERDICT = RubricVerdict()

@@ -25,6 +25,7 @@ from typing import Any
 from ..engines.base import Usage
 from ..errors import ConfigError, FeedbackParseError
 from ..feedback import PAIRWISE_CHOICES, TEXT_FIELD_MAX_CHARS, FeedbackBase, RubricFeedback
+from ..neutralize import heading_pattern, neutralize
 from ..parsing import parse_object
 from ..registry import Registry
 from ..rubric import Rubric
@@ -80,12 +81,15 @@ class RubricRMType(RMType):
         """The overall template with the rubric written in: ``{$criteria}`` (each
         criterion and its verdicts) and ``{$answer_format}`` (the object to write)."""
         if template.jinja:
-            return template
+            raise ConfigError(f"template {template.source}: a rubric writes its criteria into a {{$key}} template "
+                              "({$criteria}, {$answer_format}); Jinja templates cannot take it: use a {$key} template")
         reasons = method.name != "verdict"
         example = {name: ({"reason": f"why, for {name}", "verdict": "its verdict"} if reasons else "its verdict")
                    for name in self.names}
-        # The rubric's own text is written in once, so a "{$" in it must never read as a placeholder.
-        criteria = self._rubric_part().prompt_text(not self.single).replace("{$", "{ $")
+        # The rubric's text (a user's, or an imported grader's prompt) is written in once: a "{$" in it must never
+        # read as a placeholder, nor a marker or one of the template's headings as the prompt's own.
+        criteria = neutralize(self._rubric_part().prompt_text(not self.single), heading_pattern([template.text]))
+        criteria = criteria.replace("{$", "{ $")
         answer = json.dumps({CRITERIA_KEY: example}, indent=4, ensure_ascii=False).replace("{$", "{ $")
         text = template.text.replace("{$criteria}", criteria).replace("{$answer_format}", answer)
         return Template(text, f"{template.source}:rubric")
@@ -146,6 +150,10 @@ class RubricRMType(RMType):
         out = {}
         for name in self.names:
             entry = given[name]
+            twice = getattr(entry, "duplicates", None)
+            if twice:
+                raise FeedbackParseError(f"ambiguous answer: criterion {name!r} gives {', '.join(sorted(twice))} twice",
+                                         text, "ambiguous")
             reason, written = (entry.get("reason"), entry.get("verdict")) if isinstance(entry, dict) else (None, entry)
             verdict = self._read_verdict(name, written)
             if verdict is None:
@@ -267,8 +275,11 @@ class RubricRMType(RMType):
                                             f"{', '.join(missing)}: {first.parse_error}"})
         criteria = {n: e for f in feedbacks for n, e in f.criteria.items()}
         values = {n: v for f in feedbacks for n, v in f.values.items()}  # each part's, orders already combined
+        both = [f for f in feedbacks if f.order_verdicts is not None]  # position "both": every part's orders
+        orders = {"order_verdicts": {o: {n: v for f in both for n, v in f.order_verdicts[o].items()} for o in ("AB", "BA")},
+                  "position_consistent": all(f.position_consistent for f in both)} if both else {}
         merged = feedbacks[0].model_copy(update={
-            "criteria": {n: criteria[n] for n in self.names}, "usage": usage,
+            **orders, "criteria": {n: criteria[n] for n in self.names}, "usage": usage,
             "raw_text": "\n".join(f.raw_text for f in feedbacks),
             "latency_s": max((f.latency_s or 0.0 for f in feedbacks), default=None)})
         return self.valued(merged, {n: values[n] for n in self.names})
@@ -286,11 +297,14 @@ class RubricRMType(RMType):
         return feedback.model_copy(update={"criteria": criteria, "values": values})
 
     def combine_orders(self, as_given: Any, swapped: Any, **common: Any) -> Any:
-        """Both orders of a pair: the mean value per criterion; consistent when both
-        orders' rewards favour the same side."""
-        first, second = self.feedback_reward(as_given), self.feedback_reward(swapped)
-        side = [0 if r == 0.5 else (1 if r > 0.5 else -1) for r in (first, second)]  # type: ignore[operator]
-        return self.combine([as_given, swapped], position_consistent=side[0] == side[1], **common)
+        """Both orders of a pair: the mean value per criterion; consistent when, on
+        every criterion asked, both orders favour the same side (a part of the rubric
+        can tell that without the others)."""
+        def side(value: float) -> int:
+            return 0 if value == 0.5 else (1 if value > 0.5 else -1)
+
+        consistent = all(side(as_given.values[n]) == side(swapped.values[n]) for n in self.names)
+        return self.combine([as_given, swapped], position_consistent=consistent, **common)
 
     def vote(self, samples: Sequence[Any], **common: Any) -> Any:
         """Samples of one item: the mean value per criterion; ``agreement`` is the

@@ -155,3 +155,23 @@ def test_eval_rewardbench_with_a_pairwise_rubric_scores_by_the_rubrics_preferenc
     expected = sum(chosen_in_a(str(r["id"]), 42) for r in rows) / len(rows)  # A preferred: right when chosen is A
     assert summary["other"]["hhh-harmless"]["accuracy"] == pytest.approx(expected) and 0.2 < expected < 0.8
     assert summary["counts"]["parse_failures"] == 0
+
+
+def test_a_pair_in_both_orders_per_criterion_keeps_every_parts_orders():
+    plain = {"criteria": RUBRIC["criteria"][1:]}  # no gates: a pair has none
+    # on "clear" the judge always prefers whatever stands in A (a position bias); on "safe" it prefers "4" wherever
+    # it stands
+    def rule(name, verdict, a_first):
+        first, second = ("4", "5") if a_first else ("5", "4")
+        return {"regex": rf"# Rubric\n\n1\. {name}:[^\n]*\n[^\n]*\n\nJudge each",
+                "contains": [f"<|begin_of_response_A|>\n{first}\n", f"<|begin_of_response_B|>\n{second}\n"],
+                "response": criteria(**{name: verdict})}
+    rules = [rule("clear", "A+", True), rule("clear", "A+", False), rule("safe", "A+", True), rule("safe", "B+", False)]
+    with MockServer({"strict": True, "matches": rules}) as url:
+        with ICRM(engine="mock", base_url=url, rubric=plain, rm_type="pairwise", position="both", max_criteria=1,
+                  num_shots=0, max_retries=0) as icrm:
+            feedback = icrm.judge(conversation_A=conversation("4"), conversation_B=conversation("5"))
+    assert feedback.ok and feedback.values == {"clear": 0.5, "safe": 0.75}
+    assert feedback.order_verdicts == {"AB": {"clear": "A+", "safe": "A+"}, "BA": {"clear": "B+", "safe": "A+"}}
+    assert feedback.position_consistent is False  # "clear" flipped with the order
+    assert icrm.rm_type.feedback_reward(feedback) == pytest.approx((0.5 + 0.75) / 2)

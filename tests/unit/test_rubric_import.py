@@ -103,3 +103,11 @@ def test_the_command_writes_a_rubric_icrm_loads_and_refuses_with_exit_2(tmp_path
                              capture_output=True, text=True)
     assert refused.returncode == 2 and refused.stderr.startswith("icrm: error: grader 'x' is a string_check")
     assert refused.stdout == ""
+
+
+def test_a_grader_key_that_is_reserved_or_not_an_identifier_is_renamed_and_its_formula_follows():
+    grader = {**MULTI, "graders": {"score": SCORE, "tone": LABEL}, "calculate_output": "0.5 * (score - 1) / 6 + 0.5 * tone"}
+    rubric, notes = rubric_from_grader(grader)
+    loaded = load_rubric(rubric)
+    assert loaded.names == ["score_grade", "tone"] and any("score_grade" in n for n in notes)
+    assert loaded.reward({"score_grade": 1.0, "tone": 0.0}) == pytest.approx(0.5)
