@@ -32,6 +32,7 @@ COMMANDS = ("test", "score", "eval", "serve")
 # Upper bounds of the size options: past them a value is a typo, not a plan.
 MAX_WORKERS = 64
 MAX_SHOTS = 1_000
+MAX_SHOT_TOKENS = 10_000_000  # a budget beyond any context window is a typo
 MAX_SECONDS = 86_400.0
 MAX_RETRIES = 100
 MAX_SAMPLES = 64
@@ -113,6 +114,11 @@ def _shot_modes() -> Any:
     return SHOT_SAMPLING_MODES
 
 
+def _shot_orders() -> Any:
+    from .shot_selection import SHOT_ORDERS
+    return SHOT_ORDERS
+
+
 _OPTIONAL_NAMES = ("group_strategy",)
 RMTypeName = Annotated[str, _one_of("rm_type", _rm_types)]
 GroupStrategyName = Annotated["str | None", _one_of("group_strategy", _group_strategies)]
@@ -121,6 +127,7 @@ MethodName = Annotated[str, _one_of("method", _methods)]
 EngineName = Annotated[str, _one_of("engine", _engines)]
 PositionName = Annotated[str, _one_of("position", _positions)]
 ShotSamplingMode = Annotated[str, _one_of("shot_sampling_mode", _shot_modes)]
+ShotOrder = Annotated[str, _one_of("shot_order", _shot_orders)]
 Bool = Annotated[bool, BeforeValidator(_bool)]
 OptionalBool = Annotated["bool | None", BeforeValidator(_optional_bool)]
 PathText = Annotated["str | None", BeforeValidator(_path_text)]
@@ -184,7 +191,20 @@ class ICRMConfig(BaseModel):
     seed: int = Field(42, **_on(*_EVERYWHERE))
     """Seeds shot sampling (``random`` mode) and, in ``icrm test`` / ``score``, generation."""
     shot_sampling_mode: ShotSamplingMode = Field("fixed", **_on(*_EVERYWHERE))
-    """``fixed`` (the first `num_shots` of the pool) or ``random`` (seeded by `seed`)."""
+    """Which shots an item sees (`icrm.shot_selection`): ``fixed`` (the first
+    `num_shots` of the pool), ``random`` (seeded by `seed` and the item), ``similar``
+    (nearest by BM25), ``balanced`` (equal per verdict class), ``similar_balanced``."""
+    shot_order: ShotOrder = Field("fixed", **_on(*_EVERYWHERE))
+    """``fixed`` (pool order: items sharing shots share a cacheable prefix) or
+    ``shuffled`` (a new order per item, and per sample with `num_samples`)."""
+    max_shot_tokens: int | None = Field(None, ge=1, le=MAX_SHOT_TOKENS, **_on(*_EVERYWHERE))
+    """A budget for the shots block, in tokens of the server's tokenizer (vLLM, llama.cpp,
+    the mock: their tokenize route; other engines: about 3 characters per token): shots
+    are dropped from the end of the selection (least similar first) until the rest fit.
+    None = no budget."""
+    exclude_same_prompt: Bool = Field(False, **_on(*_EVERYWHERE))
+    """Never show an item a shot with its own prompt (another response to it); an item's
+    own conversations are never shown whatever this says."""
     base_url: str | None = Field(None, **_on(*_EVERYWHERE))
     """A server to send requests to instead of the engine's default (any
     OpenAI-compatible server); with it, an API key is optional."""

@@ -175,22 +175,28 @@ class ICRMCore(JudgeSpec):
 
     # -- one judgement -----------------------------------------------------------------
 
-    async def _agenerate(self, fields: dict[str, Any], shots: Sequence[Shot], generation_kwargs: dict[str, Any],
+    async def _agenerate(self, fields: dict[str, Any], shown: Sequence[Sequence[Shot]], generation_kwargs: dict[str, Any],
                          method: JudgingMethod, context: dict[str, Any] | None = None,
                          rm_type: RMType | None = None) -> GenerationResult:
-        prompt = self.builder(method, rm_type).render(fields, shots, context)
+        # `shown`: the shots in one order, or one order per sample (one request each).
+        prompts = [self.builder(method, rm_type).render(fields, shots, context) for shots in shown]
         if self.verbose:
-            logger.info("prompt:\n%s", prompt)
+            logger.info("prompt:\n%s", prompts[0])
         kwargs = self.generation_kwargs(method, generation_kwargs)
         samples = self.config.num_samples
         if samples > 1:
             if not kwargs.get("temperature"):
                 raise ConfigError(f"num_samples={samples} needs a temperature > 0 (the samples would all be the "
                                   "same): pass --temperature, e.g. 0.7", fatal=True)
-            kwargs["n"] = samples
-        request = method.request(prompt, rm_type or self.rm_type, completion=self.engine.completion,
-                                 constrain=self.constrain_output, kwargs=kwargs)
-        return await self.runner.generate(request)
+            kwargs["n"] = samples // len(prompts)
+        seed = kwargs.get("seed")
+        requests = [method.request(p, rm_type or self.rm_type, completion=self.engine.completion,
+                                   constrain=self.constrain_output,
+                                   kwargs={**kwargs, **({"seed": seed + i} if seed is not None and i else {})})
+                    for i, p in enumerate(prompts)]
+        if len(requests) == 1:
+            return await self.runner.generate(requests[0])
+        return GenerationResult.concat(await asyncio.gather(*map(self.runner.generate, requests)))
 
     async def _judgement(self, fields: dict[str, Any], shots: ShotsArg, generation_kwargs: dict[str, Any],
                          method: str | None = None, position: str | None = None, key: str | None = None,
@@ -199,17 +205,17 @@ class ICRMCore(JudgeSpec):
         voted, a swapped order told back in the given orientation; a rubric's parts
         (``max_criteria``) each asked so, then merged."""
         judging = self.method_for(method)
-        chosen = self.sample() if shots is None else self.builder(judging).shots(shots)
-        self.rm_type.conversations(fields)  # a bad item fails before any request
+        chosen = self.item_shots(fields, shots, key, judging)  # a bad item fails before any request
+        shown = await self.shots_shown(chosen, judging, key, self.engine.count_tokens)
         rm_type = self.rm_type.for_item(fields)  # a group: its size's spec
         judging.check_item(rm_type)
         placed = orders(rm_type, position or self.config.position, self.config.seed, key, fields)
 
         async def one(part: RMType, order: str) -> Feedback:
             given = fields if order == "AB" else swapped(part, fields)
-            result = await self._agenerate(given, chosen, generation_kwargs, judging, context, part)
+            result = await self._agenerate(given, shown, generation_kwargs, judging, context, part)
             read = functools.partial(judging.read_all, result, part, self.builder(judging, part).answer_examples,
-                                     shot_ids=[s.id for s in chosen])
+                                     shot_ids=[s.id for s in shown[0]])
             samples = await asyncio.to_thread(read) if sum(map(len, result.texts)) > INLINE_PARSE_CHARS else read()
             feedback = vote(part, samples) if len(samples) > 1 else samples[0]
             if order == "BA":

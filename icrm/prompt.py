@@ -176,6 +176,10 @@ class PromptBuilder:
             block = self._rendered_shots[key] = "\n\n".join(self._render_shot(i, s) for i, s in enumerate(shots, 1))
         return block
 
+    def shot_text(self, shot: Shot) -> str:
+        """One shot as the prompt shows it (numbered 1), e.g. to count its tokens."""
+        return self._render_shot(1, shot)
+
     def _render_shot(self, index: int, shot: Shot) -> str:
         feedback = self.method.shot_feedback(self.rm_type, shot.feedback)
         values = self.rm_type.example_values(shot.conversations, self._clean)

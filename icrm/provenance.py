@@ -91,6 +91,10 @@ def run_fields(config: ICRMConfig, given: Mapping[str, Any] | None = None, build
         "seed": config.seed,
         "num_shots": config.num_shots,
         "shot_sampling_mode": config.shot_sampling_mode,
+        # Recorded when set, so the fingerprints of runs made before they existed still hold.
+        **{k: v for k, v in (("shot_order", config.shot_order), ("max_shot_tokens", config.max_shot_tokens),
+                             ("exclude_same_prompt", config.exclude_same_prompt))
+           if v != ICRMConfig.model_fields[k].default},
         "generation_kwargs": generation_kwargs(config, method, rm_type, given),
         "worker": worker_tuning(config, choice),
         **({"rubric_hash": rm_type.rubric.hash, "max_criteria": config.max_criteria}  # type: ignore[attr-defined]

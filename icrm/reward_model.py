@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ICRMConfig
+from .conversation import Conversation
 from .core import DEFAULT_CONCURRENCY, DEFAULT_GENERATION_KWARGS, ICRMCore, _on_private_loop, _twin
 from .engines.base import check_generation_kwargs
 from .errors import ConfigError, FeedbackParseError, InputError
@@ -126,6 +127,12 @@ class ICRM(ICRMCore):
         """
         check_generation_kwargs(generation_kwargs)
         chosen = None if shots is None else self.prompts.shots(shots)
+        if chosen is None:
+            # One choice for the whole group, so every judgement in it sees the same shots.
+            try:
+                chosen = self.choose_shots([Conversation.from_messages(c) for c in conversations], key)
+            except (InputError, TypeError):
+                pass  # not a valid group: each judgement fails on its own, as it would
 
         async def judge(item: dict[str, Any], item_key: str) -> FeedbackBase:
             return await self.ajudge_item(item, chosen, generation_kwargs, key=item_key)

@@ -4,6 +4,11 @@ A pool is a JSON list (or JSONL file) of shots. Individual shots are
 ``{"conversation": [...], "feedback": {intent, checklist, strengths, weaknesses, score}}``;
 pairwise shots are ``{"conversation_A": [...], "conversation_B": [...], "feedback":
 {"analysis of A", ..., "choice"}}``. An optional ``id`` names a shot in provenance.
+
+A shot's feedback may hold the verdict alone (``{"choice": "A+"}``, ``{"score": 7}``):
+a verdict-only shot, as `icrm shots build` writes from labelled data. The ``verdict`` and
+``logprob`` methods show only the verdict anyway; ``critique`` needs the whole feedback,
+and refuses a pool with verdict-only shots (`ShotsPool.check_method`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from typing import Any
 from .conversation import Conversation
 from .errors import ConfigError, InputError
 from .rm_types import RMType, get_rm_type
+from .shot_selection import SHOT_SELECTION_MODES, check_num_shots, select_shots
 
 __all__ = ["Shot", "ShotsPool", "SHOT_SAMPLING_MODES"]
 
-SHOT_SAMPLING_MODES = ("fixed", "random")
+SHOT_SAMPLING_MODES = SHOT_SELECTION_MODES.names()
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,14 @@ class Shot:
         conversations: one conversation (individual) or A and B (pairwise).
         feedback: the feedback dict, keys as in the templates.
         record: the shot as loaded (a dict), for `ICRM.sample_shots` callers.
+        verdict_only: whether its feedback holds the verdict alone.
     """
 
     id: str
     conversations: tuple[Conversation, ...]
     feedback: dict[str, Any]
     record: dict[str, Any] = field(repr=False, compare=False)
+    verdict_only: bool = False
 
 
 class ShotsPool:
@@ -57,6 +65,29 @@ class ShotsPool:
         # a pool's content does.
         canonical = json.dumps([s.record for s in self.shots], sort_keys=True, ensure_ascii=False, default=str)
         self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        self._positions = {id(s): i for i, s in enumerate(self.shots)}
+
+    def position(self, shot: Shot) -> int | None:
+        """`shot`'s place in this pool (None: not one of its shots)."""
+        return self._positions.get(id(shot))
+
+    @property
+    def verdict_only(self) -> int:
+        """How many shots hold the verdict alone."""
+        return sum(s.verdict_only for s in self.shots)
+
+    def check_method(self, answer_keys: Sequence[str], method: str, num_shots: int) -> None:
+        """Refuse a method that shows more of a shot's feedback than verdict-only shots hold.
+
+        Raises:
+            ConfigError: naming the method, the pool and the ways out.
+        """
+        if num_shots and self.verdict_only and set(answer_keys) != {self.rm_type.verdict_key}:
+            raise ConfigError(
+                f"the {self.source} holds {self.verdict_only} verdict-only shots (feedback with "
+                f"'{self.rm_type.verdict_key}' alone), but method {method!r} shows each shot's whole feedback: "
+                "use --method verdict or logprob, --num_shots 0, or build the pool with critiques "
+                "(icrm shots build --critiques_from ENGINE)")
 
     def __len__(self) -> int:
         return len(self.shots)
@@ -90,10 +121,17 @@ class ShotsPool:
         rm_type = get_rm_type(rm_type)
         records = list(records)
         shots = [r if isinstance(r, Shot) else _parse_shot(r, i, rm_type, source) for i, r in enumerate(records)]
+        seen: dict[str, int] = {}
+        for i, shot in enumerate(shots):
+            if shot.id in seen:  # rows name their shots by id: two shots must not share one
+                raise ConfigError(f"{source} shot {i}: id {shot.id!r} is also shot {seen[shot.id]}'s; "
+                                  "give every shot its own 'id'")
+            seen[shot.id] = i
         return cls(shots, rm_type, source)
 
     def sample(self, num_shots: int, mode: str, rng: random.Random) -> list[Shot]:
-        """Pick `num_shots` shots.
+        """Pick `num_shots` shots without an item (per-item modes need one: see
+        `icrm.shot_selection.select_shots`).
 
         Args:
             num_shots: how many, 0 to ``len(self)``.
@@ -102,20 +140,17 @@ class ShotsPool:
             rng: the caller's random generator (never the global `random`).
 
         Raises:
-            ConfigError: unknown mode, negative `num_shots`, or more than the pool holds.
+            ConfigError: unknown or per-item mode, negative `num_shots`, or more than the
+                pool holds.
         """
-        if mode not in SHOT_SAMPLING_MODES:
-            raise ConfigError(f"shot_sampling_mode must be one of {', '.join(SHOT_SAMPLING_MODES)}, got {mode!r}")
-        if not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 0:
-            raise ConfigError(f"num_shots must be a whole number >= 0, got {num_shots!r}")
-        if num_shots > len(self.shots):
-            raise ConfigError(
-                f"num_shots={num_shots} but the {self.source} has only {len(self.shots)} shots; "
-                f"pass --num_shots {len(self.shots)} or fewer, or a larger --shots_pool_path"
-            )
-        if mode == "fixed":
+        selector = SHOT_SELECTION_MODES.get(mode)
+        check_num_shots(num_shots, len(self.shots), self.source)
+        if selector.name == "fixed":
             return self.shots[:num_shots]
-        return rng.sample(self.shots, num_shots)
+        if selector.name == "random":
+            return rng.sample(self.shots, num_shots)
+        raise ConfigError(f"shot_sampling_mode {mode!r} chooses shots for each item: judge items, or pass "
+                          "mode='fixed' or 'random' to sample without one")
 
 
 def _parse_pool(text: str, path: Path) -> list[Any]:
@@ -151,5 +186,8 @@ def _parse_shot(record: Any, index: int, rm_type: RMType, source: str) -> Shot:
         conversations = rm_type.conversations({f: record[f] for f in fields})
     except InputError as e:
         raise ConfigError(f"{where}: {e}") from None
-    rm_type.for_item(record).check_shot_feedback(record["feedback"], where)
-    return Shot(str(record.get("id", index)), conversations, record["feedback"], record)
+    spec = rm_type.for_item(record)
+    feedback = record["feedback"]
+    verdict_only = isinstance(feedback, dict) and set(feedback) == {spec.verdict_key} != set(spec.keys())
+    spec.check_shot_feedback(spec.verdict_only_filled(feedback) if verdict_only else feedback, where)
+    return Shot(str(record.get("id", index)), conversations, feedback, record, verdict_only)

@@ -11,16 +11,19 @@ driver and a run being prepared (`icrm.scoring.ScoreRun`) need only the spec.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from .config import ICRMConfig
-from .engines.base import check_generation_kwargs
+from .conversation import Conversation
+from .engines.base import check_generation_kwargs, estimate_tokens
 from .groups import GroupStrategy, strategy_for
 from .methods import JudgingMethod, get_method
 from .prompt import PromptBuilder
 from .provenance import engine_choice, generation_kwargs, run_fields
 from .rm_types import RMType, judged_rm_type
+from .shot_selection import SHOT_SELECTION_MODES, check_no_leak, check_num_shots, ordered, select_shots
+from .shot_selection.budget import within_budget
 from .shots import Shot, ShotsPool
 
 __all__ = ["JudgeSpec", "ShotsArg", "item_fields"]
@@ -57,14 +60,18 @@ class JudgeSpec:
         self._builders: dict[tuple[str, tuple[str, ...] | None], PromptBuilder] = {}  # (method, rubric part)
         self.prompts = self.builder(self.method)
         self._rng = random.Random(config.seed)
-        # Check num_shots and the mode now, not at the first call.
-        self.prompts.sample(config.num_shots, config.shot_sampling_mode, random.Random(config.seed))
+        self._shot_tokens: dict[str, int] = {}  # a rendered shot's tokens, counted once
+        # Check num_shots, the mode and the pool's fit to the method now, not at the first call.
+        SHOT_SELECTION_MODES.canonical(config.shot_sampling_mode)
+        check_num_shots(config.num_shots, len(self.shots_pool), self.shots_pool.source)
+        self.shots_pool.check_method(self.method.answer_keys(self.rm_type), self.method.name, config.num_shots)
         choice = engine_choice(config, self.method)
         self.engine_name: str = choice.name
         self.model_name: str | None = choice.model
 
     num_shots = property(lambda self: self.config.num_shots, doc="Shots shown per judgement.")
-    shot_sampling_mode = property(lambda self: self.config.shot_sampling_mode, doc="``fixed`` or ``random``.")
+    shot_sampling_mode = property(lambda self: self.config.shot_sampling_mode,
+                                  doc="How shots are chosen (`icrm.shot_selection`).")
     seed = property(lambda self: self.config.seed, doc="The seed of shot sampling, placement and sampled generation.")
     verbose = property(lambda self: self.config.verbose, doc="Whether each prompt is logged.")
     template_hash = property(lambda self: self.prompts.template_hash, doc="12 hex digits of the templates' SHA-256.")
@@ -138,6 +145,76 @@ class JudgeSpec:
         return self.prompts.sample(self.num_shots if num_shots is None else num_shots,
                                    mode or self.shot_sampling_mode, self._rng)
 
+    def item_rng(self, key: str | None, purpose: str = "") -> random.Random:
+        """The random generator of one item's shots: seeded by the seed, the item's id and
+        `purpose` (a resumed or retried item draws the same); this judge's own without an id."""
+        return self._rng if key is None else random.Random(f"{self.seed}:{key}{purpose}")
+
+    def item_shots(self, fields: Mapping[str, Any], shots: ShotsArg = None, key: str | None = None,
+                   method: JudgingMethod | None = None) -> list[Shot]:
+        """The shots one item sees, most wanted first, before the budget and the order:
+        chosen by the selection mode, or the caller's `shots` checked.
+
+        Args:
+            fields: the item's conversations by field name.
+            shots: shot dicts or `Shot` objects; None = chosen from the pool.
+            key: the item's id (seeds ``random`` / ``balanced`` choices).
+            method: the judging method whose prompt shows them (default: this judge's).
+
+        Raises:
+            InputError: a bad conversation, too few shots left once the item's own are left
+                out, or a caller's shot that shows the item itself.
+            ConfigError: an invalid caller shot, naming its index and field.
+        """
+        conversations = self.rm_type.conversations(fields)
+        if shots is None:
+            return self.choose_shots(conversations, key)
+        chosen = self.builder(method or self.method).shots(shots)
+        check_no_leak(chosen, conversations, self.config.exclude_same_prompt)
+        return chosen
+
+    def choose_shots(self, conversations: Sequence[Conversation], key: str | None = None) -> list[Shot]:
+        """The pool's shots for the item (or row, or group) made of `conversations`, by
+        the selection mode, none of them sharing a conversation with it
+        (`icrm.shot_selection.select_shots`).
+
+        Raises:
+            InputError: too few shots left once those are left out.
+        """
+        return select_shots(self.shots_pool, self.num_shots, self.shot_sampling_mode, conversations,
+                            self.item_rng(key), self.config.exclude_same_prompt)
+
+    async def shots_shown(self, chosen: Sequence[Shot], method: JudgingMethod, key: str | None,
+                          count_tokens: Callable[[str], Awaitable[int | None]]) -> list[list[Shot]]:
+        """`chosen` within ``max_shot_tokens`` (dropped from the end, least wanted first),
+        in ``shot_order``: one list of shots, or with ``shuffled`` and ``num_samples`` one
+        per sample.
+
+        Args:
+            chosen: `item_shots`' answer.
+            method: the judging method (its shot template is what is counted).
+            key: the item's id (seeds the shuffle).
+            count_tokens: the engine's counter (None = no tokenizer: `estimate_tokens`).
+
+        Raises:
+            EngineError: the server's tokenizer could not be asked.
+        """
+        budget = self.config.max_shot_tokens
+        if budget is not None:
+            builder = self.builder(method)
+
+            async def tokens(shot: Shot) -> int:
+                text = builder.shot_text(shot)
+                if text not in self._shot_tokens:
+                    counted = await count_tokens(text)
+                    self._shot_tokens[text] = estimate_tokens(text) if counted is None else counted
+                return self._shot_tokens[text]
+
+            chosen = await within_budget(chosen, budget, tokens)
+        order, rng = self.config.shot_order, self.item_rng(key, ":order")
+        samples = self.config.num_samples if order == "shuffled" else 1
+        return [ordered(chosen, order, self.shots_pool, rng) for _ in range(samples)]
+
     def render_prompt(self, conversation: Any = None, conversation_A: Any = None, conversation_B: Any = None,
                       shots: ShotsArg = None, method: str | None = None, conversations: Any = None,
                       **context: Any) -> str:
@@ -158,10 +235,11 @@ class JudgeSpec:
             InputError: an invalid conversation, naming the turn.
             ConfigError: an invalid shot, naming its index and field.
         """
-        builder = self.builder(self.method_for(method))
-        chosen = self.sample() if shots is None else builder.shots(shots)
+        judging = self.method_for(method)
         fields = item_fields(conversation, conversation_A, conversation_B, conversations)
-        return builder.render(fields, chosen, context)
+        chosen = self.item_shots(fields, shots, method=judging)
+        return self.builder(judging).render(fields, ordered(chosen, self.config.shot_order, self.shots_pool,
+                                                            self.item_rng(None)), context)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(engine={self.engine_name!r}, model_name={self.model_name!r}, "

@@ -30,7 +30,7 @@ from ..errors import ConfigError, ICRMError, InputError
 from ..logs import enable_stderr_logging
 from ..report.commands import report, show
 from ..safe_text import printable
-from .commands import mock, rubric_import, run_eval, run_score, run_serve, run_test
+from .commands import mock, rubric_import, run_eval, run_score, run_serve, run_test, shots_build
 from .flags import check_argv, command, one_line_errors
 from .options import BackendOptions, EvalOptions, GenerationFlags, ScoreOptions
 
@@ -94,6 +94,7 @@ COMMANDS: dict[str, Any] = {
     "report": report,
     "show": show,
     "rubric": {"import": rubric_import},
+    "shots": {"build": shots_build},
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import ICRMConfig
@@ -13,7 +14,7 @@ from ..errors import ConfigError
 from ..safe_text import dumps, printable
 from .options import BackendOptions, EvalOptions, GenerationFlags, ScoreOptions
 
-__all__ = ["run_test", "run_score", "run_eval", "run_serve", "mock", "print_json", "EXIT_FAILED"]
+__all__ = ["run_test", "run_score", "run_eval", "run_serve", "mock", "shots_build", "print_json", "EXIT_FAILED"]
 
 EXIT_FAILED = 1
 
@@ -124,3 +125,46 @@ def rubric_import(grader: str, output: str | None = None) -> None:
         print(text, end="")
     else:
         print(f"icrm: wrote the rubric to {output}", file=sys.stderr)
+
+
+def shots_build(data: str, output: str | None = None, rm_type: str = "pairwise", seed: int = 42,
+                score_range: Any = None, overwrite: bool = False, critiques_from: str | None = None,
+                model_name: str | None = None, base_url: str | None = None, concurrency: int = 8) -> None:
+    """Build a shots pool (JSONL) from labelled rows: RewardBench prompt/chosen/rejected
+    (pairwise, the chosen answer in A for half the shots), rows with a score (individual;
+    --score_range LOW,HIGH rescales to 1-10), or groups with scores (listwise). Shots hold
+    the verdict alone; with --critiques_from ENGINE (and --model_name, --base_url) that
+    judge writes each critique, and only shots whose critique agrees with the label are
+    kept. Prints what was read, kept and skipped."""
+    from ..batch.sources import read_rows
+    from ..shots_build import add_critiques, build_shots, write_pool
+
+    if output is None:
+        raise ConfigError("give the pool file: icrm shots build DATA --rm_type pairwise --output pool.jsonl")
+    if Path(output).exists() and not overwrite:  # before any row is read or judge started
+        raise ConfigError(f"{output} exists: pass --overwrite to replace it, or another --output")
+    shots, report = build_shots(read_rows(data), rm_type, seed=int(seed), score_range=_pair_of_numbers(score_range),
+                                source=str(data))
+    if critiques_from is not None:
+        from ..reward_model import ICRM
+
+        with ICRM(model_name, rm_type=rm_type, engine=critiques_from, base_url=base_url, method="critique") as judge:
+            shots = asyncio.run(add_critiques(shots, judge, int(concurrency), report))
+        if not shots:
+            raise ConfigError(f"no critique agreed with its label ({report.critiqued} asked): nothing written")
+    write_pool(shots, output, overwrite=bool(overwrite))
+    for line in report.lines():
+        print(f"icrm: {line}", file=sys.stderr)
+    print(f"icrm: wrote {len(shots)} shots to {output}", file=sys.stderr)
+
+
+def _pair_of_numbers(value: Any) -> tuple[float, float] | None:
+    # Fire reads "0,4" as a tuple, "0.5" as a number; a string is split here.
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    try:
+        low, high = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--score_range must be LOW,HIGH (e.g. 0,4), got {value!r}") from None
+    return low, high

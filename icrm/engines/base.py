@@ -10,7 +10,7 @@ import difflib
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -26,6 +26,7 @@ __all__ = [
     "Engine",
     "check_generation_kwargs",
     "GENERATION_KWARGS",
+    "estimate_tokens",
 ]
 
 DEFAULT_TIMEOUT_S = 600.0  # per request; long generations on slow local servers take minutes
@@ -198,6 +199,21 @@ class GenerationResult:
         """The first choice's text."""
         return self.texts[0]
 
+    @classmethod
+    def concat(cls, parts: Sequence[GenerationResult]) -> GenerationResult:
+        """The results of requests sent for one (``n`` sent as n requests, or one per
+        shot order) as one result: choices in order, usage summed, the longest latency,
+        a cache hit only when every part was one."""
+        usage = parts[0].usage
+        for part in parts[1:]:
+            usage = usage + part.usage
+        logprobs = None if all(p.logprobs is None for p in parts) else \
+            tuple(x for p in parts for x in (p.logprobs or (None,) * len(p.texts)))
+        return cls(texts=tuple(t for p in parts for t in p.texts),
+                   finish_reasons=tuple(f for p in parts for f in p.finish_reasons), usage=usage,
+                   latency_s=max(p.latency_s for p in parts), engine=parts[0].engine, model=parts[0].model,
+                   cache_hit=all(p.cache_hit for p in parts), logprobs=logprobs)
+
 
 class Engine(ABC):
     """Base class of every engine. Subclasses implement `generate` (one try, errors
@@ -231,8 +247,31 @@ class Engine(ABC):
                 (`EngineStatusError` carries ``retry_after_s`` when the server sent it).
         """
 
+    async def count_tokens(self, text: str) -> int | None:
+        """`text`'s tokens as the server's tokenizer counts them, or None when this
+        engine has no tokenize route (callers then estimate: see `estimate_tokens`).
+
+        Raises:
+            EngineError: the server could not be asked.
+        """
+        return None
+
     async def aclose(self) -> None:
         """Release clients and stop any worker this engine started."""
+
+
+# Where no tokenizer can be asked: English BPE averages about 4 characters per token;
+# 3 overcounts most text, so a budget estimated with it is kept, not overrun.
+CHARS_PER_TOKEN_ESTIMATE = 3
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of `text` estimated without a tokenizer: one per 3 characters, rounded up.
+
+    >>> estimate_tokens("abcdefg")
+    3
+    """
+    return -(-len(text) // CHARS_PER_TOKEN_ESTIMATE)
 
 
 def elapsed_since(start: float) -> float:

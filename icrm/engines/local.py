@@ -336,4 +336,5 @@ def _launch(options: EngineOptions, model_name: str, builds: Sequence[tuple[Call
         completion=options.spec.default_completion if options.completion is None else options.completion,
         structured_output=structured, constrain_by_default=options.spec.constrain_by_default, native_n=native_n,
         stream_logprobs=stream_logprobs, workers=workers, timeout_s=options.timeout_s, logprobs=logprobs,
+        tokenize_path=options.spec.tokenize_path,
     )

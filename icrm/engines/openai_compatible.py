@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import httpx
 import openai
 
 from ..errors import (
@@ -85,6 +86,8 @@ class OpenAICompatibleEngine(Engine):
         workers: workers this engine started and stops on `aclose()`.
         timeout_s: seconds one request may take in all (connect, wait, body).
         logprobs: whether the server returns token logprobs when asked.
+        tokenize_path: the server's tokenize route from its root (vLLM and the mock
+            ``/tokenize``, llama-cpp-python ``/extras/tokenize/count``), or None.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class OpenAICompatibleEngine(Engine):
         workers: Sequence[Worker] = (),
         timeout_s: float = DEFAULT_TIMEOUT_S,
         logprobs: bool = True,
+        tokenize_path: str | None = None,
     ) -> None:
         if not clients:
             raise ValueError("OpenAICompatibleEngine needs at least one client")
@@ -116,6 +120,7 @@ class OpenAICompatibleEngine(Engine):
         self.clients = list(clients)
         self.timeout_s = timeout_s
         self.logprobs = logprobs
+        self.tokenize_path = tokenize_path
         self._in_flight = [0] * len(self.clients)
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -140,19 +145,39 @@ class OpenAICompatibleEngine(Engine):
             ))
             for i in range(n)
         ))
-        return GenerationResult(
-            texts=tuple(t for p in parts for t in p.texts),
-            finish_reasons=tuple(f for p in parts for f in p.finish_reasons),
-            usage=Usage(
-                prompt_tokens=sum(p.usage.prompt_tokens for p in parts),
-                completion_tokens=sum(p.usage.completion_tokens for p in parts),
-                cached_tokens=None if any(p.usage.cached_tokens is None for p in parts)
-                else sum(p.usage.cached_tokens or 0 for p in parts),
-            ),
-            latency_s=max(p.latency_s for p in parts),
-            engine=self.name, model=self.model,
-            logprobs=None if all(p.logprobs is None for p in parts) else tuple(x for p in parts for x in (p.logprobs or (None,))),
-        )
+        return GenerationResult.concat(parts)
+
+    async def count_tokens(self, text: str) -> int | None:
+        """`text`'s tokens from the server's tokenize route (`tokenize_path`); None when
+        this engine has none or the server answers that it has none (404, 405, 422).
+
+        Raises:
+            EngineError: the server could not be reached, or answered another error or
+                no count.
+        """
+        if self.tokenize_path is None:
+            return None
+        root = str(self.clients[0].base_url).rstrip("/").removesuffix("/v1")
+        body = {"input": text} if self.tokenize_path.startswith("/extras") else \
+            {"model": self.model, "prompt": text, "add_special_tokens": False}
+        client = self.clients[0]
+        try:
+            response = await within(client.post(root + self.tokenize_path, body=body, cast_to=httpx.Response),
+                                    self.timeout_s, self.name)
+        except openai.APIStatusError as e:
+            if e.status_code in (404, 405, 422):
+                return None  # no such route here, or not this route's body: no tokenizer to ask
+            raise map_openai_error(e, self.name) from None
+        except openai.OpenAIError as e:
+            raise map_openai_error(e, self.name) from None
+        try:
+            count = response.json()["count"]
+        except (ValueError, KeyError, TypeError):
+            count = None
+        if type(count) is not int or count < 0:
+            raise EngineError(f"{self.name} tokenize answered without a token count: {response.text[:200]!r}",
+                              engine=self.name)
+        return count
 
     async def _generate_once(self, request: GenerationRequest) -> GenerationResult:
         index = min(range(len(self.clients)), key=self._in_flight.__getitem__)
@@ -276,7 +301,8 @@ def _api_engine(options: EngineOptions, model: str, client: Any) -> OpenAICompat
     completion = bool(options.completion)
     structured: StructuredOutput | None = None if completion else options.spec.chat_schema  # type: ignore[assignment]
     return OpenAICompatibleEngine(options.name, model, clients=[client], completion=completion,
-                                  structured_output=structured, timeout_s=options.timeout_s)
+                                  structured_output=structured, timeout_s=options.timeout_s,
+                                  tokenize_path=options.spec.tokenize_path)
 
 
 def _structured_output(kind: StructuredOutput, schema: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,8 @@ class EngineSpec:
             told otherwise (llama.cpp: the embedded model writes valid JSON only so).
         default_model: the model reported when none is given (llama.cpp: the embedded
             one; the mock: ``mock``).
+        tokenize_path: the server's route that counts a text's tokens, from its root
+            (None: none; ``max_shot_tokens`` then estimates).
     """
 
     factory: str
@@ -62,6 +64,7 @@ class EngineSpec:
     logprobs: bool = True
     constrain_by_default: bool = False
     default_model: str | None = None
+    tokenize_path: str | None = None
 
     def reported_model(self, model: str | None) -> str | None:
         """The model name results report for `model`: a llama.cpp ``.gguf`` path gives
@@ -106,8 +109,9 @@ class EngineOptions:
 _OPENAI = "icrm.engines.openai_compatible:build_api"
 _ROWS: dict[str, EngineSpec] = {
     "llamacpp": EngineSpec("icrm.engines.local:build_llamacpp", local=True, needs_model=False, default_completion=False,
-                           constrain_by_default=True, default_model=EMBEDDED_MODEL_NAME),
-    "vllm": EngineSpec("icrm.engines.local:build_vllm", local=True),
+                           constrain_by_default=True, default_model=EMBEDDED_MODEL_NAME,
+                           tokenize_path="/extras/tokenize/count"),
+    "vllm": EngineSpec("icrm.engines.local:build_vllm", local=True, tokenize_path="/tokenize"),
     "sglang": EngineSpec("icrm.engines.local:build_sglang", local=True),
     "openai": EngineSpec(_OPENAI, key_env="OPENAI_API_KEY", chat_schema="json_schema"),
     "together": EngineSpec(_OPENAI, base_url="https://api.together.xyz/v1", key_env="TOGETHER_API_KEY"),
@@ -123,7 +127,8 @@ _ROWS: dict[str, EngineSpec] = {
                          key_env="GEMINI_API_KEY", has_completion=False, default_completion=False),
     "claude": EngineSpec("icrm.engines.anthropic_engine:build", key_env="ANTHROPIC_API_KEY", has_completion=False,
                          default_completion=False, logprobs=False),
-    "mock": EngineSpec("icrm.engines.openai_compatible:build_mock", needs_model=False, default_model="mock"),
+    "mock": EngineSpec("icrm.engines.openai_compatible:build_mock", needs_model=False, default_model="mock",
+                       tokenize_path="/tokenize"),
 }
 ALIASES = {"anthropic": "claude"}
 ENGINES: Registry[EngineSpec] = Registry("engine", _ROWS, ALIASES)

@@ -94,11 +94,8 @@ def _entries(icrm: JudgeSpec, benchmark: Benchmark, rows: Sequence[dict[str, Any
     """Every judgement of `rows`, as entries of the run."""
     for row in rows:
         rid = benchmark.row_id(row)
-        shot_ids = None
-        if icrm.shot_sampling_mode == "random":
-            shot_ids = tuple(s.id for s in icrm.shots_pool.sample(icrm.num_shots, "random",
-                                                                     random.Random(f"{icrm.seed}:{rid}")))
         judgements = benchmark.judgements(row, icrm.rm_type)
+        shot_ids = _row_shot_ids(icrm, rid, [j.item for j in judgements])
         for judgement in judgements:
             # position="random" places by the seed and this key: the row id for a row of one
             # judgement (RewardBench), else each judgement's own id, so a row's judgements
@@ -106,6 +103,20 @@ def _entries(icrm: JudgeSpec, benchmark: Benchmark, rows: Sequence[dict[str, Any
             result_id = f"{rid}:{judgement.tag}"
             yield Entry(result_id, judgement.item, key=rid if len(judgements) == 1 else result_id, position=position,
                         shot_ids=shot_ids, extra={"row_id": rid, "tag": judgement.tag})
+
+
+def _row_shot_ids(icrm: JudgeSpec, rid: str, items: Sequence[dict[str, Any]]) -> tuple[str, ...] | None:
+    """One choice of shots for all of a row's judgements (both of a pair's answers see
+    the same), made for every conversation in the row, so none of them is shown; None
+    when the row's items are not valid (each then fails on its own)."""
+    if not icrm.num_shots:
+        return None
+    fields = icrm.rm_type.input_fields
+    try:
+        conversations = [c for item in items for c in icrm.rm_type.conversations({f: item.get(f) for f in fields})]
+        return tuple(s.id for s in icrm.choose_shots(conversations, rid))
+    except InputError:
+        return None
 
 
 async def evaluate(

@@ -118,6 +118,15 @@ def create_mock_app(config: MockConfig) -> FastAPI:
         return Response(raw.rule.body, status_code=raw.rule.status, headers=raw.rule.headers,
                         media_type="application/json")
 
+    @app.post("/tokenize")
+    async def tokenize(request: Request) -> Response:
+        """vLLM's tokenize route: the prompt's tokens counted as the mock counts usage
+        (whitespace-separated words)."""
+        body = await read_body(request)
+        prompt = _require(body, "prompt", (str,))
+        count = len(prompt.split())
+        return respond({"count": count, "max_model_len": 8192, "tokens": list(range(count))}, None)
+
     # Azure OpenAI puts the deployment in the path: /openai/deployments/{name}/...
     @app.post("/v1/completions")
     @app.post("/openai/deployments/{deployment}/completions")

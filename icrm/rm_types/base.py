@@ -108,6 +108,27 @@ class RMType:
         default."""
         return feedback
 
+    def verdict_only_filled(self, feedback: Mapping[str, Any]) -> dict[str, Any]:
+        """A verdict-only shot's feedback with every other key present and empty, so the
+        verdict is checked as a whole shot's would be."""
+        return {**{key: "" for key in self.keys()}, **feedback}
+
+    def shot_class(self, feedback: Mapping[str, Any]) -> str:
+        """A shot's verdict class, which ``balanced`` shot selection balances: pairwise
+        ``A`` / ``tie`` / ``B`` (the preferred side); individual ``low`` (1–3) /
+        ``middle`` (4–7) / ``high`` (8–10); ``all`` for a verdict of another kind.
+
+        >>> from icrm.rm_types import INDIVIDUAL, PAIRWISE
+        >>> PAIRWISE.shot_class({"choice": "B++"}), INDIVIDUAL.shot_class({"score": 8})
+        ('B', 'high')
+        """
+        verdict = feedback.get(self.verdict_key)
+        if self.verdict_key == "choice" and isinstance(verdict, str):
+            return "tie" if verdict == "A=B" else verdict[0]
+        if self.verdict_key == "score" and isinstance(verdict, int):
+            return "low" if verdict <= 3 else "middle" if verdict <= 7 else "high"
+        return "all"
+
     def parts(self, max_criteria: int | None) -> list[RMType]:
         """The specs of the requests one item is judged with: itself (a rubric may split
         its criteria, `icrm.rm_types.rubric`)."""

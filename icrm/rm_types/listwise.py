@@ -132,6 +132,19 @@ class ListwiseRMType(RMType):
                             for i, c in enumerate(conversations, 1))
         return {"history": clean(first.history), "user_query": clean(first.user_query), self.outputs[0]: block}
 
+    def verdict_only_filled(self, feedback: Mapping[str, Any]) -> dict[str, Any]:
+        """Scores alone, with an empty analysis per label."""
+        return {"analysis": {label: "" for label in self.labels}, **feedback}
+
+    def shot_class(self, feedback: Mapping[str, Any]) -> str:
+        """The label of the best-scored response (``tie`` when several share the top)."""
+        scores = feedback.get("scores")
+        if not isinstance(scores, Mapping) or not scores:
+            return "all"
+        top = max(scores.values())
+        best = [label for label, score in scores.items() if score == top]
+        return best[0] if len(best) == 1 else "tie"
+
     def check_shot_feedback(self, feedback: Any, where: str) -> None:
         """A listwise shot's feedback: ``analysis`` and ``scores`` for exactly its labels.
 

@@ -30,12 +30,12 @@ def sample_value(name):
     than its default."""
     field = ICRMConfig.model_fields[name]
     choices = {"rm_type": "pairwise", "method": "verdict", "engine": "mock", "position": "both",
-               "shot_sampling_mode": "random", "group_strategy": "circular", "inconsistent_pairs": "abstain"}
+               "shot_sampling_mode": "random", "shot_order": "shuffled", "group_strategy": "circular", "inconsistent_pairs": "abstain"}
     if name in choices:
         return choices[name]
     if isinstance(field.default, bool) or name in ("completion", "constrain_output"):
         return "false" if field.default else "true"
-    if isinstance(field.default, (int, float)) or name in ("max_retries", "max_criteria"):
+    if isinstance(field.default, (int, float)) or name in ("max_retries", "max_criteria", "max_shot_tokens"):
         return "7"
     return "judge-x"
 

@@ -104,7 +104,7 @@ def test_random_sampling_is_reproducible_per_instance_and_ignores_global_random(
 
 def test_explicit_shots_override_the_pool():
     with ICRM(worker_addrs=UNUSED_SERVER) as icrm:
-        prompt = icrm.render_prompt(conversation=user_assistant("q", "a"), shots=[good_shot(6)])
+        prompt = icrm.render_prompt(conversation=user_assistant("another question", "another answer"), shots=[good_shot(6)])
     assert prompt.count("## Example") == 1 and '"score": 6' in prompt
 
 
