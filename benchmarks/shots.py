@@ -61,7 +61,7 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = correct / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def ideal_prefix_hit_rate(prompts: list[str]) -> float:
@@ -190,6 +190,23 @@ def selection_cost(args: argparse.Namespace) -> list[dict[str, Any]]:
             times.append((time.perf_counter() - start) * 1000)
         table.append({"mode": mode, "pool": args.pool_size, "queries": len(queries), "num_shots": 8,
                       "mean_ms": statistics.fmean(times), "median_ms": statistics.median(times)})
+    # What pruning long queries to their rarest words costs: exact BM25 on the same items,
+    # and how many of the pruned choice's source rows the exact one shares (Jaccard).
+    from icrm.shot_selection import similar as module
+
+    pruned_cap, times, overlap = module.MAX_QUERY_WORDS, [], []
+    for q in queries:
+        source = [{int(s.id[1:]) % len(pool_rows) for s in select_shots(pool, 8, "similar", q, random.Random(0))}]
+        module.MAX_QUERY_WORDS = 10**9
+        start = time.perf_counter()
+        exact = select_shots(pool, 8, "similar", q, random.Random(0))
+        times.append((time.perf_counter() - start) * 1000)
+        module.MAX_QUERY_WORDS = pruned_cap
+        source.append({int(s.id[1:]) % len(pool_rows) for s in exact})
+        overlap.append(len(source[0] & source[1]) / len(source[0] | source[1]))
+    table.append({"mode": "similar, exact BM25", "pool": args.pool_size, "queries": len(queries), "num_shots": 8,
+                  "mean_ms": statistics.fmean(times), "median_ms": statistics.median(times),
+                  "jaccard_with_pruned": statistics.fmean(overlap)})
     return table
 
 
@@ -223,7 +240,9 @@ def main() -> None:
         print(f"shot selection, 8 shots per item, one item at a time; {hardware()}")
         print(f"{'mode':<18}{'pool':>9}{'mean ms':>9}{'median ms':>11}")
         for r in table:
-            print(f"{r['mode']:<18}{r['pool']:>9}{r['mean_ms']:>9.2f}{r['median_ms']:>11.2f}")
+            print(f"{r['mode']:<18}{r['pool']:>9}{r['mean_ms']:>9.2f}{r['median_ms']:>11.2f}"
+                  + (f"   source rows shared with similar: {r['jaccard_with_pruned']:.2f} (Jaccard)"
+                     if "jaccard_with_pruned" in r else ""))
     else:
         table = effect(args)
         print(f"engine {args.engine or 'llamacpp (embedded model)'}, method {args.method}, max_shot_tokens "

@@ -9,6 +9,7 @@ whatever the order of a pair — and with ``exclude_same_prompt`` no shot whose 
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import unicodedata
@@ -56,14 +57,20 @@ def normalized(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-def conversation_key(conversation: Conversation) -> str:
-    """A conversation's identity for leakage: its turns, roles kept, normalised."""
-    return "\x1e".join(f"{t.role}\x1f{normalized(t.content)}" for t in conversation.turns)
+def _digest(turns: Sequence[Any]) -> bytes:
+    # 16 bytes per key, not the text: a 100,000-shot pool's keys stay a few MB.
+    text = "\x1e".join(f"{t.role}\x1f{normalized(t.content)}" for t in turns)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def prompt_key(conversation: Conversation) -> str:
-    """A conversation's prompt for leakage: every turn but the response, normalised."""
-    return "\x1e".join(f"{t.role}\x1f{normalized(t.content)}" for t in conversation.turns[:-1])
+def conversation_key(conversation: Conversation) -> bytes:
+    """A conversation's identity for leakage: its turns, roles kept, normalised (a digest)."""
+    return _digest(conversation.turns)
+
+
+def prompt_key(conversation: Conversation) -> bytes:
+    """A conversation's prompt for leakage: every turn but the response, normalised (a digest)."""
+    return _digest(conversation.turns[:-1])
 
 
 def _query_text(conversations: Sequence[Conversation]) -> str:
@@ -84,8 +91,8 @@ class ShotQuery:
     """
 
     text: str
-    conversation_keys: frozenset[str]
-    prompt_key: str
+    conversation_keys: frozenset[bytes]
+    prompt_key: bytes
     rng: random.Random
 
     @classmethod
@@ -106,8 +113,8 @@ class PoolIndex:
     def __init__(self, pool: ShotsPool) -> None:
         self.pool = pool
         self.shots: list[Shot] = pool.shots
-        self.by_conversation: dict[str, list[int]] = {}
-        self.by_prompt: dict[str, list[int]] = {}
+        self.by_conversation: dict[bytes, list[int]] = {}
+        self.by_prompt: dict[bytes, list[int]] = {}
         for i, shot in enumerate(self.shots):
             for key in {conversation_key(c) for c in shot.conversations}:
                 self.by_conversation.setdefault(key, []).append(i)

@@ -18,6 +18,9 @@ from .base import PoolIndex, ShotQuery, ShotSelector
 __all__ = ["SIMILAR", "similarity"]
 
 
+# Query words scored at most: past this the common words add little to the ranking and
+# most of the cost (measured on a 100,000-shot pool: benchmarks/shots.py --selection_only).
+MAX_QUERY_WORDS = 48
 _WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s.tokenize's default pattern, as the index was built
 
 
@@ -39,12 +42,17 @@ def _stopwords() -> frozenset[str]:
 def similarity(index: PoolIndex, query: ShotQuery) -> np.ndarray:
     """BM25 scores of every shot of the pool for `query`, shape ``(len(pool),)``: a new
     array the caller may change. The query is split as the index was (lower case,
-    bm25s's word pattern and English stop words); each distinct word scores once."""
+    bm25s's word pattern and English stop words); each distinct word scores once, and of
+    a long query only the `MAX_QUERY_WORDS` rarest words in the pool (the highest IDF,
+    which carry most of the score; the common ones cost the most to score)."""
     retriever = index.cache("bm25", _bm25)
     vocabulary, stop = retriever.vocab_dict, _stopwords()
     ids = [vocabulary[w] for w in dict.fromkeys(_WORD.findall(query.text.lower())) if w not in stop and w in vocabulary]
     if not ids:
         return np.zeros(len(index.shots), dtype=np.float32)
+    if len(ids) > MAX_QUERY_WORDS:
+        postings = np.diff(retriever.scores["indptr"])
+        ids = sorted(ids, key=lambda i: postings[i])[:MAX_QUERY_WORDS]
     return retriever.get_scores_from_ids(ids)
 
 

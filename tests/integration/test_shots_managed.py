@@ -176,3 +176,28 @@ def test_eval_with_a_pool_of_the_same_data_never_shows_a_row_itself(tmp_path, mo
     for row in rows:
         ids = row["provenance"]["shot_ids"]
         assert len(ids) == 3 and row["row_id"] not in ids
+
+
+@pytest.mark.parametrize("changed", [("--shot_order", "fixed"), ("--max_shot_tokens", "400"),
+                                     ("--exclude_same_prompt", "false"), ("--num_shots", "1")])
+def test_every_selection_setting_is_in_the_rows_and_a_resume_that_changes_one_is_refused(tmp_path, changed):
+    pool, _ = build(tmp_path, write_jsonl(tmp_path / "rows.jsonl", scored_rows(8)), "--rm_type", "individual")
+    data, out = write_jsonl(tmp_path / "items.jsonl", scored_rows(3)), tmp_path / "scores.jsonl"
+    settings = {"--shot_order": "shuffled", "--max_shot_tokens": "300", "--exclude_same_prompt": "true",
+                "--num_shots": "2", "--shot_sampling_mode": "similar_balanced"}
+    with MockServer(SCORE_7) as url:
+        common = ("score", data, "--output", out, "--engine", "mock", "--base_url", url, "--method", "verdict",
+                  "--shots_pool_path", pool, "--input_format", "conversations")
+        rows_in = [{"id": r["id"], "conversation": turns(r["prompt"], r["response"])} for r in scored_rows(3)]
+        write_jsonl(data, rows_in)
+        first = icrm_cli(*common, *[x for kv in settings.items() for x in kv])
+        assert first.returncode == 0, first.stderr
+        rows = read_jsonl(out)
+        for row in rows:
+            provenance = row["provenance"]
+            assert provenance["shot_order"] == "shuffled" and provenance["max_shot_tokens"] == 300
+            assert provenance["exclude_same_prompt"] is True and provenance["shot_sampling_mode"] == "similar_balanced"
+            assert row["id"] not in provenance["shot_ids"] and len(provenance["shot_ids"]) <= 2
+        refused = icrm_cli(*common, *[x for kv in {**settings, changed[0]: changed[1]}.items() for x in kv])
+    assert refused.returncode == 2 and changed[0].lstrip("-") in refused.stderr, refused.stderr
+    assert read_jsonl(out) == rows  # nothing of the first run lost or mixed
