@@ -24,7 +24,7 @@ from typing import Any
 from .conversation import Conversation
 from .errors import ConfigError, InputError
 from .rm_types import RMType, get_rm_type
-from .shot_selection import SHOT_SELECTION_MODES, check_num_shots, select_shots
+from .shot_selection import SHOT_SELECTION_MODES, check_num_shots
 
 __all__ = ["Shot", "ShotsPool", "SHOT_SAMPLING_MODES"]
 
@@ -65,11 +65,13 @@ class ShotsPool:
         # a pool's content does.
         canonical = json.dumps([s.record for s in self.shots], sort_keys=True, ensure_ascii=False, default=str)
         self.hash = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-        self._positions = {id(s): i for i, s in enumerate(self.shots)}
+        self._positions = {s.id: i for i, s in enumerate(self.shots)}
 
     def position(self, shot: Shot) -> int | None:
-        """`shot`'s place in this pool (None: not one of its shots)."""
-        return self._positions.get(id(shot))
+        """`shot`'s place in this pool (None: not one of its shots, e.g. a caller's shot
+        with a pool shot's id). By id, then identity: it holds in a pickled copy too."""
+        i = self._positions.get(shot.id)
+        return i if i is not None and self.shots[i] is shot else None
 
     @property
     def verdict_only(self) -> int:

@@ -154,17 +154,14 @@ class ShotSelector(ABC):
     """A shot selection mode: which shots of a pool an item sees, most wanted first.
 
     A mode is one module of `icrm.shot_selection` plus its line in
-    `SHOT_SELECTION_MODES`. Order and the token budget are applied after it
-    (`icrm.shot_selection.pick`): the budget drops from the end of the ranking.
+    `SHOT_SELECTION_MODES`. The token budget and the order are applied after it
+    (`icrm.spec.JudgeSpec.shots_shown`): the budget drops from the end of the ranking.
 
     Attributes:
         name: the mode's name (``shot_sampling_mode``).
-        per_item: whether the choice depends on the item (then a server's prefix cache
-            cannot hold one shared shots block).
     """
 
     name: str
-    per_item: bool = True
 
     @abstractmethod
     def rank(self, index: PoolIndex, excluded: Set[int], query: ShotQuery, n: int) -> list[int]:

@@ -15,7 +15,6 @@ class Fixed(ShotSelector):
     """The first `n` shots the item may see, in pool order."""
 
     name = "fixed"
-    per_item = False
 
     def rank(self, index: PoolIndex, excluded: Set[int], query: ShotQuery, n: int) -> list[int]:
         chosen: list[int] = []

@@ -182,3 +182,13 @@ def test_a_pool_with_two_shots_of_one_id_is_refused():
     shot = {"id": "x", "conversation": turns("q", "a"), "feedback": {"score": 3}}
     with pytest.raises(ConfigError, match="shot 1: id 'x' is also shot 0's"):
         ShotsPool.from_records([shot, {**shot, "conversation": turns("q", "b")}], "individual", "pool")
+
+
+def test_pool_order_holds_in_a_pickled_copy_and_not_for_a_callers_lookalike():
+    import pickle
+
+    pool = pickle.loads(pickle.dumps(individual_pool(10, random.Random(0))))
+    picked = [pool.shots[i] for i in (7, 1, 4)]
+    assert [s.id for s in ordered(picked, "fixed", pool, random.Random(0))] == ["s1", "s4", "s7"]
+    lookalike = ShotsPool.from_records([pool.shots[0].record | {"id": "s0"}], "individual").shots[0]
+    assert pool.position(lookalike) is None and pool.position(pool.shots[0]) == 0
