@@ -10,6 +10,7 @@ driver and a run being prepared (`icrm.scoring.ScoreRun`) need only the spec.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -60,7 +61,7 @@ class JudgeSpec:
         self._builders: dict[tuple[str, tuple[str, ...] | None], PromptBuilder] = {}  # (method, rubric part)
         self.prompts = self.builder(self.method)
         self._rng = random.Random(config.seed)
-        self._shot_tokens: dict[str, int] = {}  # a rendered shot's tokens, counted once
+        self._shot_tokens: dict[bytes, int] = {}  # a rendered shot's tokens by its digest, counted once
         # Check num_shots, the mode and the pool's fit to the method now, not at the first call.
         SHOT_SELECTION_MODES.canonical(config.shot_sampling_mode)
         check_num_shots(config.num_shots, len(self.shots_pool), self.shots_pool.source)
@@ -205,10 +206,11 @@ class JudgeSpec:
 
             async def tokens(shot: Shot) -> int:
                 text = builder.shot_text(shot)
-                if text not in self._shot_tokens:
+                key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+                if key not in self._shot_tokens:
                     counted = await count_tokens(text)
-                    self._shot_tokens[text] = estimate_tokens(text) if counted is None else counted
-                return self._shot_tokens[text]
+                    self._shot_tokens[key] = estimate_tokens(text) if counted is None else counted
+                return self._shot_tokens[key]
 
             chosen = await within_budget(chosen, budget, tokens)
         order, rng = self.config.shot_order, self.item_rng(key, ":order")
