@@ -261,6 +261,8 @@ async def add_critiques(shots: Sequence[dict[str, Any]], judge: Any, concurrency
 def _agrees(spec: RMType, verdict: Any, label: Any) -> bool:
     if spec.verdict_key == "score":
         return abs(verdict - label) <= 1
+    if isinstance(verdict, list):  # a group's scores come back in label order
+        verdict = {str(i): v for i, v in enumerate(verdict, 1)}
     return spec.shot_class({spec.verdict_key: verdict}) == spec.shot_class({spec.verdict_key: label})
 
 

@@ -88,3 +88,14 @@ def test_a_verdict_only_shot_is_checked_like_a_whole_one(feedback, expected):
     with pytest.raises(ConfigError) as info:
         ShotsPool.from_records([shot], "pairwise")
     assert expected in str(info.value) and "shot 0" in str(info.value)
+
+
+def test_a_critique_agrees_by_side_score_or_best_response():
+    from icrm.rm_types import INDIVIDUAL, LISTWISE, PAIRWISE
+    from icrm.shots_build import _agrees
+
+    assert _agrees(PAIRWISE, "A++", "A+") and not _agrees(PAIRWISE, "A=B", "A+") and not _agrees(PAIRWISE, "B+", "A+")
+    assert _agrees(INDIVIDUAL, 6, 7) and _agrees(INDIVIDUAL, 8, 7) and not _agrees(INDIVIDUAL, 5, 7)
+    # A judged group's scores are a list in label order; a shot's label is a mapping.
+    assert _agrees(LISTWISE, [3, 9, 4], {"1": 2, "2": 8, "3": 5})
+    assert not _agrees(LISTWISE, [9, 3, 4], {"1": 2, "2": 8, "3": 5})
