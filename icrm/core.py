@@ -206,7 +206,7 @@ class ICRMCore(JudgeSpec):
         (``max_criteria``) each asked so, then merged."""
         judging = self.method_for(method)
         chosen = self.item_shots(fields, shots, key, judging)  # a bad item fails before any request
-        shown = await self.shots_shown(chosen, judging, key, self.engine.count_tokens)
+        shown = await self.shots_shown(chosen, judging, key, self.runner.count_tokens)
         rm_type = self.rm_type.for_item(fields)  # a group: its size's spec
         judging.check_item(rm_type)
         placed = orders(rm_type, position or self.config.position, self.config.seed, key, fields)

@@ -93,6 +93,20 @@ class RequestRunner:
         self._log(request, result, None)
         return result
 
+    async def count_tokens(self, text: str) -> int | None:
+        """`text`'s tokens by the server's tokenizer (`Engine.count_tokens`), retried as
+        a generation is (a 429 or 5xx, a dropped connection); None when the engine has
+        no tokenizer.
+
+        Raises:
+            EngineError: the last error once retries are spent, the key redacted.
+        """
+        try:
+            return await call_with_retries(lambda: self.engine.count_tokens(text), self.retry, self.engine.name)
+        except EngineError as error:
+            self._redact_error(error)
+            raise
+
     async def aclose(self) -> None:
         """Close the engine (stopping its workers) and the cache."""
         try:

@@ -39,21 +39,23 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def similarity(index: PoolIndex, query: ShotQuery) -> np.ndarray:
+def similarity(index: PoolIndex, query: ShotQuery, excluded: Set[int] = frozenset()) -> np.ndarray:
     """BM25 scores of every shot of the pool for `query`, shape ``(len(pool),)``: a new
-    array the caller may change. The query is split as the index was (lower case,
-    bm25s's word pattern and English stop words); each distinct word scores once, and of
-    a long query only the `MAX_QUERY_WORDS` rarest words in the pool (the highest IDF,
-    which carry most of the score; the common ones cost the most to score)."""
+    array the caller may change, ``-inf`` at the `excluded` positions. The query is split
+    as the index was (lower case, bm25s's word pattern and English stop words); each
+    distinct word scores once, and of a long query only the `MAX_QUERY_WORDS` rarest words
+    in the pool (the highest IDF, which carry most of the score; the common ones cost the
+    most to score)."""
     retriever = index.cache("bm25", _bm25)
     vocabulary, stop = retriever.vocab_dict, _stopwords()
     ids = [vocabulary[w] for w in dict.fromkeys(_WORD.findall(query.text.lower())) if w not in stop and w in vocabulary]
-    if not ids:
-        return np.zeros(len(index.shots), dtype=np.float32)
     if len(ids) > MAX_QUERY_WORDS:
-        postings = np.diff(retriever.scores["indptr"])
-        ids = sorted(ids, key=lambda i: postings[i])[:MAX_QUERY_WORDS]
-    return retriever.get_scores_from_ids(ids)
+        indptr = retriever.scores["indptr"]  # word i's postings: indptr[i] to indptr[i + 1]
+        ids = sorted(ids, key=lambda i: indptr[i + 1] - indptr[i])[:MAX_QUERY_WORDS]
+    scores = retriever.get_scores_from_ids(ids) if ids else np.zeros(len(index.shots), dtype=np.float32)
+    if excluded:
+        scores[list(excluded)] = -np.inf
+    return scores
 
 
 def best_first(scores: np.ndarray, n: int, positions: np.ndarray | None = None) -> np.ndarray:
@@ -71,10 +73,7 @@ class Similar(ShotSelector):
     name = "similar"
 
     def rank(self, index: PoolIndex, excluded: Set[int], query: ShotQuery, n: int) -> list[int]:
-        scores = similarity(index, query)
-        if excluded:
-            scores[list(excluded)] = -np.inf
-        return best_first(scores, n).tolist()
+        return best_first(similarity(index, query, excluded), n).tolist()
 
 
 SIMILAR = Similar()

@@ -20,9 +20,7 @@ class SimilarBalanced(ShotSelector):
     name = "similar_balanced"
 
     def rank(self, index: PoolIndex, excluded: Set[int], query: ShotQuery, n: int) -> list[int]:
-        scores = similarity(index, query)
-        if excluded:
-            scores[list(excluded)] = -np.inf
+        scores = similarity(index, query, excluded)
         queues = []
         for members in index.cache("class_arrays", lambda ix: [np.asarray(m) for m in class_members(ix).values()]):
             nearest = best_first(scores, min(n, len(members)), members)

@@ -201,3 +201,69 @@ def test_every_selection_setting_is_in_the_rows_and_a_resume_that_changes_one_is
         refused = icrm_cli(*common, *[x for kv in {**settings, changed[0]: changed[1]}.items() for x in kv])
     assert refused.returncode == 2 and changed[0].lstrip("-") in refused.stderr, refused.stderr
     assert read_jsonl(out) == rows  # nothing of the first run lost or mixed
+
+
+class _Tokenizer:
+    """A tokenize route on 127.0.0.1 that answers each request with the next of `replies`
+    (status, body), then a count of 5."""
+
+    def __init__(self, replies):
+        import http.server
+        import threading
+
+        queue = list(replies)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the stdlib's name)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, body = queue.pop(0) if queue else (200, b'{"count": 5}')
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html" if body.startswith(b"<") else "application/json")
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("replies,expected", [
+    ([(429, b'{"error": {"message": "slow down"}}'), (500, b'{"error": {"message": "oops"}}')], 5),  # retried
+    ([(404, b'{"detail": "Not Found"}')], None),  # no tokenizer here: the documented estimate
+    ([(200, b"<html>502 Bad Gateway</html>")], "without a token count"),
+    ([(200, b'{"count": -3}')], "without a token count"),
+    ([(200, b'{"tokens": [1, 2]}')], "without a token count"),
+    ([(503, b"{}")] * 3, "HTTP 503|503"),
+])
+def test_the_tokenize_route_is_retried_and_a_bad_answer_is_an_engine_error(replies, expected):
+    import asyncio
+    import re
+
+    import openai
+
+    from icrm.engines.openai_compatible import OpenAICompatibleEngine
+    from icrm.engines.retry import RetryPolicy
+    from icrm.engines.runner import RequestRunner
+    from icrm.errors import EngineError
+
+    server = _Tokenizer(replies)
+    try:
+        client = openai.AsyncOpenAI(api_key="x", base_url=server.base_url, max_retries=0)
+        engine = OpenAICompatibleEngine("mock", "m", clients=[client], completion=True, tokenize_path="/tokenize")
+        runner = RequestRunner(engine, RetryPolicy(max_retries=2, wait_min_s=0.0, wait_max_s=0.0))
+        if isinstance(expected, str):
+            with pytest.raises(EngineError) as info:
+                asyncio.run(runner.count_tokens("some text"))
+            assert re.search(expected, str(info.value)), str(info.value)
+        else:
+            assert asyncio.run(runner.count_tokens("some text")) == expected
+    finally:
+        server.close()
